@@ -1,0 +1,391 @@
+// Package replicatest builds small, real replicas for tests of restore,
+// verify and the CLI: a RocksDB primary written with Stalwart-like
+// transactions (puts, counter merges, changelog entries, range deletes),
+// its WAL batches sealed into segments and full exports taken at chosen
+// points, exactly as `tailer run` lays them out. It records the primary's
+// per-family digests after every transaction, so a test can prove that a
+// restore (partial or not) equals the source at the sequence it reports.
+//
+// Tests then damage the replica on purpose (Flip, Truncate, Delete,
+// Replace) to check that nothing reads a damaged object as good.
+package replicatest
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/linxGnu/grocksdb"
+
+	"github.com/tailer-backup/tailer/changelog"
+	"github.com/tailer-backup/tailer/export"
+	"github.com/tailer-backup/tailer/internal/layout"
+	"github.com/tailer-backup/tailer/internal/stalwart"
+	"github.com/tailer-backup/tailer/internal/store"
+	"github.com/tailer-backup/tailer/segment"
+	"github.com/tailer-backup/tailer/uploader"
+)
+
+// Spec describes one generation to build.
+type Spec struct {
+	Generation string // default: 20261122T213000.000Z-000001, then ...001Z-000002, ...
+	// Tx is the number of transactions (one WriteBatch each, 2 to 4
+	// records, so sequence numbers advance by more than one per batch).
+	Tx int
+	// ExportsAfter lists after how many transactions to take a full export
+	// (0: before the first). Default: {0}, only the base export.
+	ExportsAfter []int
+	// PerSegment is how many batches go into one segment (default 4).
+	PerSegment int
+	// NoMeta leaves generation.json out.
+	NoMeta bool
+	// Start is the capture time of the first batch (default 2026-11-22
+	// 21:30 UTC); each later batch is captured one second after the one
+	// before, and an export at the time of the last batch before it.
+	Start time.Time
+}
+
+// Replica is a built replica.
+type Replica struct {
+	Dir        string // the file:// replica's directory
+	URL        string
+	R          uploader.Replica
+	Generation string
+	Exports    []layout.Export  // in sequence order
+	Segments   []layout.Segment // in sequence order
+	// Batches are every batch in order, with the segment holding each.
+	Batches []Batch
+	// States maps a sequence number reached after a whole transaction (and
+	// each export's) to the primary's per-family digests at that point.
+	States map[uint64][]segment.FamilySum
+	Meta   layout.Meta
+	gens   int // generations built
+}
+
+// Batch is one shipped batch.
+type Batch struct {
+	segment.Batch
+	Last    uint64 // its last sequence number
+	Segment string // key of the segment holding it
+}
+
+// Build writes a replica under a new temp dir: one generation per spec,
+// all from the same primary (so sequence numbers keep growing).
+func Build(t testing.TB, spec Spec) *Replica {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "replica")
+	url := "file://" + dir
+	r, err := uploader.Open(context.Background(), url, uploader.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep := &Replica{Dir: dir, URL: url, R: r, States: map[uint64][]segment.FamilySum{}}
+	rep.add(t, spec)
+	return rep
+}
+
+// AddGeneration writes one more generation into the replica, from a new
+// primary (its sequence numbers start over, as after a replaced store).
+// The Replica's fields then describe the new generation.
+func (rep *Replica) AddGeneration(t testing.TB, spec Spec) {
+	t.Helper()
+	rep.Exports, rep.Segments, rep.Batches = nil, nil, nil
+	rep.States = map[uint64][]segment.FamilySum{}
+	rep.add(t, spec)
+}
+
+// WriteExport writes an export at seq holding exactly entries (family
+// name -> key -> value) with valid checksums and digests: a well-formed
+// object whose content need not be the source's state at seq.
+func (rep *Replica) WriteExport(t testing.TB, seq uint64, entries map[string]map[string]string) string {
+	t.Helper()
+	var buf bytes.Buffer
+	ew, err := segment.NewExportWriter(&buf, segment.Header{Generation: rep.Generation, DBIdentity: rep.Meta.DBIdentity,
+		FirstSeq: seq, LastSeq: seq, Created: rep.Meta.Created, Families: rep.Meta.Families})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, f := range rep.Meta.Families {
+		keys := make([]string, 0, len(entries[f.Name]))
+		for k := range entries[f.Name] {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		for _, k := range keys {
+			if err := ew.Add(i, []byte(k), []byte(entries[f.Name][k])); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if _, err := ew.Close(); err != nil {
+		t.Fatal(err)
+	}
+	key := layout.ExportKey(rep.Generation, seq)
+	rep.put(t, key, buf.Bytes())
+	return key
+}
+
+// BatchesOf returns the batches a segment of the built replica holds.
+func (rep *Replica) BatchesOf(key string) []segment.Batch {
+	var out []segment.Batch
+	for _, b := range rep.Batches {
+		if b.Segment == key {
+			out = append(out, b.Batch)
+		}
+	}
+	return out
+}
+
+func (rep *Replica) put(t testing.TB, key string, b []byte) {
+	t.Helper()
+	if err := rep.R.Put(context.Background(), key, bytes.NewReader(b), int64(len(b))); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (rep *Replica) add(t testing.TB, spec Spec) {
+	t.Helper()
+	ctx := context.Background()
+	if spec.Generation == "" { // ids sort by creation, as tailer's do
+		spec.Generation = fmt.Sprintf("20261122T213000.%03dZ-%06d", rep.gens, rep.gens+1)
+	}
+	rep.gens++
+	if spec.ExportsAfter == nil {
+		spec.ExportsAfter = []int{0}
+	}
+	if spec.PerSegment <= 0 {
+		spec.PerSegment = 4
+	}
+	if spec.Start.IsZero() {
+		spec.Start = time.Date(2026, 11, 22, 21, 30, 0, 0, time.UTC)
+	}
+	gen := spec.Generation
+	rep.Generation = gen
+	st, err := store.OpenWritable(filepath.Join(t.TempDir(), "primary"), []string{"n", "l", "p"}, true, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	fams := st.FamilyTable()
+	const identity = "replicatest-identity"
+	rep.Meta = layout.Meta{ID: gen, Created: spec.Start, Reason: "first run against this replica", DBIdentity: identity, Families: fams}
+
+	capture := spec.Start.UnixMilli()
+	exportAt := func(tx int) {
+		seq := st.DB.GetLatestSequenceNumber()
+		var buf bytes.Buffer
+		hdr := segment.Header{Generation: gen, DBIdentity: identity, Created: time.UnixMilli(capture).UTC()}
+		if _, err := export.Write(ctx, st, seq, hdr, &buf, nil); err != nil {
+			t.Fatalf("export after tx %d: %v", tx, err)
+		}
+		key := layout.ExportKey(gen, seq)
+		rep.put(t, key, buf.Bytes())
+		rep.Exports = append(rep.Exports, layout.Export{Object: layout.Object{Key: key, Size: int64(buf.Len())}, Seq: seq})
+		rep.States[seq] = digests(t, st)
+		if tx == 0 {
+			rep.Meta.BaseSeq = seq
+		}
+	}
+	lID, _ := changelog.FamilyID(fams)
+	var pending []segment.Batch
+	seal := func() {
+		if len(pending) == 0 {
+			return
+		}
+		first := pending[0].Seq
+		last := lastSeq(pending[len(pending)-1])
+		key := layout.SegmentKey(gen, first, last)
+		var buf bytes.Buffer
+		sw, err := segment.NewSegmentWriter(&buf, segment.Header{Generation: gen, DBIdentity: identity,
+			FirstSeq: first, LastSeq: last, Created: time.UnixMilli(capture).UTC(), Families: fams})
+		if err != nil {
+			t.Fatal(err)
+		}
+		lb := changelog.NewLabeler(lID)
+		for _, b := range pending {
+			if err := lb.Add(b); err != nil {
+				t.Fatal(err)
+			}
+			if err := sw.Append(b); err != nil {
+				t.Fatal(err)
+			}
+			rep.Batches = append(rep.Batches, Batch{Batch: b, Last: lastSeq(b), Segment: key})
+		}
+		sw.SetLabels(lb.Labels())
+		if _, err := sw.Close(); err != nil {
+			t.Fatal(err)
+		}
+		rep.put(t, key, buf.Bytes())
+		rep.Segments = append(rep.Segments, layout.Segment{Object: layout.Object{Key: key, Size: int64(buf.Len())}, First: first, Last: last})
+		pending = nil
+	}
+	if !spec.NoMeta {
+		raw, err := layout.EncodeMeta(rep.Meta)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rep.put(t, layout.MetaKey(gen), raw)
+	}
+	exports := map[int]bool{}
+	for _, n := range spec.ExportsAfter {
+		exports[n] = true
+	}
+	if exports[0] {
+		exportAt(0)
+	}
+	for i := 1; i <= spec.Tx; i++ {
+		capture += 1000
+		pending = append(pending, write(t, st, i, capture))
+		rep.States[st.DB.GetLatestSequenceNumber()] = digests(t, st)
+		if len(pending) == spec.PerSegment {
+			seal()
+		}
+		if exports[i] {
+			exportAt(i)
+		}
+	}
+	seal()
+}
+
+// write applies transaction i to the primary and returns it as the WAL
+// batch tailer would have shipped.
+func write(t testing.TB, st *store.Store, i int, capture int64) segment.Batch {
+	t.Helper()
+	wb := grocksdb.NewWriteBatch()
+	defer wb.Destroy()
+	wb.PutCF(st.Handle("p"), fmt.Appendf(nil, "doc-%04d", i), fmt.Appendf(nil, "value %d", i))
+	wb.MergeCF(st.Handle("n"), []byte("counter"), stalwart.EncodeCounter(int64(i)))
+	key := changelog.EncodeKey(changelog.Key{Account: 7, Collection: changelog.Email, ChangeID: uint64(i)})
+	wb.PutCF(st.Handle("l"), key, changelog.EncodeChangeSet(changelog.ChangeSet{ItemInserts: []uint64{uint64(i)}}))
+	if i%5 == 0 {
+		wb.DeleteRangeCF(st.Handle("p"), []byte("doc-"), fmt.Appendf(nil, "doc-%04d", i-3))
+	}
+	seq := st.DB.GetLatestSequenceNumber() + 1
+	wo := grocksdb.NewDefaultWriteOptions()
+	defer wo.Destroy()
+	if err := st.DB.Write(wo, wb); err != nil {
+		t.Fatal(err)
+	}
+	data := bytes.Clone(wb.Data())
+	binary.LittleEndian.PutUint64(data[0:8], seq) // as the WAL holds it
+	return segment.Batch{Seq: seq, CaptureUnixMs: capture, Data: data}
+}
+
+func lastSeq(b segment.Batch) uint64 { return b.Seq + uint64(b.Count()) - 1 }
+
+func digests(t testing.TB, st *store.Store) []segment.FamilySum {
+	t.Helper()
+	d, err := st.Digests(context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// Path is the file holding key.
+func (rep *Replica) Path(key string) string { return filepath.Join(rep.Dir, filepath.FromSlash(key)) }
+
+// Flip inverts one byte of the object at offset off (negative: from the
+// end), the way a bad disk or a bit flip in transit damages it.
+func (rep *Replica) Flip(t testing.TB, key string, off int64) {
+	t.Helper()
+	b := rep.read(t, key)
+	if off < 0 {
+		off += int64(len(b))
+	}
+	b[off] ^= 0xff
+	rep.write(t, key, b)
+}
+
+// Truncate cuts the object to n bytes (negative: drop -n from the end).
+func (rep *Replica) Truncate(t testing.TB, key string, n int64) {
+	t.Helper()
+	b := rep.read(t, key)
+	if n < 0 {
+		n += int64(len(b))
+	}
+	rep.write(t, key, b[:n])
+}
+
+// Delete removes the object.
+func (rep *Replica) Delete(t testing.TB, key string) {
+	t.Helper()
+	if err := rep.R.Delete(context.Background(), key); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Replace overwrites the object with b.
+func (rep *Replica) Replace(t testing.TB, key string, b []byte) {
+	t.Helper()
+	rep.write(t, key, b)
+}
+
+// Read returns the object's bytes.
+func (rep *Replica) Read(t testing.TB, key string) []byte { t.Helper(); return rep.read(t, key) }
+
+func (rep *Replica) read(t testing.TB, key string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(rep.Path(key))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func (rep *Replica) write(t testing.TB, key string, b []byte) {
+	t.Helper()
+	if err := os.WriteFile(rep.Path(key), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// FutureVersion returns the object's bytes with the format version
+// raised to v: what a newer tailer would write. (Its header checksum no
+// longer matches, but readers check the version first.)
+func FutureVersion(b []byte, v uint16) []byte {
+	out := bytes.Clone(b)
+	binary.LittleEndian.PutUint16(out[8:10], v)
+	return out
+}
+
+// SealSegment writes batches as a segment named first..last (which need
+// not match the batches: tests break chains on purpose) and returns its
+// key.
+func (rep *Replica) SealSegment(t testing.TB, first, last uint64, batches []segment.Batch) string {
+	t.Helper()
+	var buf bytes.Buffer
+	sw, err := segment.NewSegmentWriter(&buf, segment.Header{Generation: rep.Generation, DBIdentity: rep.Meta.DBIdentity,
+		FirstSeq: first, LastSeq: last, Created: rep.Meta.Created, Families: rep.Meta.Families})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range batches {
+		if err := sw.Append(b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := sw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	key := layout.SegmentKey(rep.Generation, first, last)
+	rep.put(t, key, buf.Bytes())
+	return key
+}
+
+// StateAt returns the primary's digests at seq, failing the test if seq
+// is not a transaction boundary.
+func (rep *Replica) StateAt(t testing.TB, seq uint64) []segment.FamilySum {
+	t.Helper()
+	d, ok := rep.States[seq]
+	if !ok {
+		t.Fatalf("no recorded state at sequence %d", seq)
+	}
+	return d
+}
