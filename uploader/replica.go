@@ -1,0 +1,177 @@
+package uploader
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+)
+
+// Replica is one bucket-like destination for tailer objects.
+//
+// Keys are relative to the replica URL's prefix and '/'-separated, e.g.
+// "generations/20261122T213000Z-3f9a1c/segments/00000000000000a1-00000000000000b0.tseg".
+// Objects are immutable: tailer writes each once under its final name, so
+// every implementation must make Put atomic — a reader (a restore running
+// at the same time, or one after a crash) sees the whole object or nothing.
+type Replica interface {
+	// Put stores r under key. size is the exact number of bytes r yields
+	// (-1 if unknown); a reader that ends early is an error and leaves
+	// nothing visible. Overwriting an object with the same bytes is fine,
+	// which makes retried uploads idempotent.
+	Put(ctx context.Context, key string, r io.Reader, size int64) error
+	// Get opens the object stored under key; the error wraps ErrNotFound
+	// when there is none. The caller closes the reader.
+	Get(ctx context.Context, key string) (io.ReadCloser, error)
+	// List returns every object whose key starts with prefix (a plain
+	// string prefix, not necessarily ending in '/'), sorted by key, however
+	// many there are.
+	List(ctx context.Context, prefix string) ([]ObjectInfo, error)
+	// Delete removes the object under key; an absent object is not an
+	// error, so compaction and retention can be retried blindly.
+	Delete(ctx context.Context, key string) error
+	// String returns the replica URL for logs and errors. It never
+	// contains credentials.
+	String() string
+}
+
+// ObjectInfo describes one stored object, as List reports it: enough to
+// plan a restore (names encode sequence ranges) and show lag (Modified).
+type ObjectInfo struct {
+	Key      string    // relative to the replica prefix
+	Size     int64     // bytes
+	Modified time.Time // when the replica stored it
+}
+
+// ErrNotFound is wrapped by Get when the key does not exist, so callers
+// can tell "absent" (errors.Is) from "the replica is unreachable".
+var ErrNotFound = errors.New("object not found")
+
+// ErrBucketNotFound is wrapped by S3 operations when the bucket itself does
+// not exist: unlike a missing object this needs an operator (create the
+// bucket), and restore must not mistake it for an empty bucket.
+var ErrBucketNotFound = errors.New("bucket does not exist")
+
+// DefaultMultipartThreshold is the object size above which the S3 backend
+// switches from one PutObject to a multipart upload; it is also the part
+// size. 16 MiB keeps memory bounded and retries of one part cheap.
+const DefaultMultipartThreshold = 16 << 20
+
+// Options tune Open. Every field is optional; non-zero fields override the
+// replica URL's query, which overrides the AWS SDK's standard environment
+// (AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL, AWS_REGION, AWS_ACCESS_KEY_ID,
+// AWS_SECRET_ACCESS_KEY, AWS_PROFILE, shared config files). The file
+// backend ignores everything but Logger.
+type Options struct {
+	// Endpoint is the S3 endpoint URL, e.g. http://127.0.0.1:9000, for
+	// S3-compatible servers. Empty means AWS or the environment's endpoint.
+	Endpoint string
+	// Region defaults to the environment's, else us-east-1.
+	Region string
+	// PathStyle selects bucket-in-path addressing. nil means true when an
+	// endpoint is set (MinIO, Ceph, ...) and virtual-hosted style for AWS.
+	PathStyle *bool
+	// AccessKeyID and SecretAccessKey, when both set, replace the SDK's
+	// credential chain (tests, flags). They are never printed.
+	AccessKeyID, SecretAccessKey string
+	// HTTPClient replaces the default retrying client (tests that inject
+	// faults). The default is go-retryablehttp's, which retries
+	// connection errors, 429 and 5xx with backoff and honours ctx.
+	HTTPClient *http.Client
+	// Logger receives debug logs of HTTP retries. nil discards them.
+	Logger *slog.Logger
+	// MultipartThreshold: objects larger than this go through a multipart
+	// upload with parts of min(16 MiB, max(threshold, 5 MiB)). Default
+	// DefaultMultipartThreshold.
+	MultipartThreshold int64
+}
+
+// tempPrefix starts the name of every file the file backend (and the
+// spool) writes before renaming it into place. Keys may not use it, so
+// List can skip half-written files without ambiguity.
+const tempPrefix = ".tmp-"
+
+// maxKeyLen is S3's key limit; the file backend uses the same so a key
+// valid on one backend is valid on the other.
+const maxKeyLen = 1024
+
+// validateKey rejects keys that could escape the replica prefix on a file
+// system ("..", absolute paths), that S3 and a directory would treat
+// differently (empty or "." elements, backslashes), or that collide with
+// temporary files. Both backends apply it so they behave the same.
+func validateKey(key string) error {
+	switch {
+	case key == "":
+		return errors.New("invalid key: empty")
+	case len(key) > maxKeyLen:
+		return fmt.Errorf("invalid key %.40q...: longer than %d bytes", key, maxKeyLen)
+	case strings.ContainsAny(key, "\\\x00"):
+		return fmt.Errorf("invalid key %q: contains a backslash or NUL", key)
+	}
+	for _, elem := range strings.Split(key, "/") {
+		switch {
+		case elem == "":
+			return fmt.Errorf("invalid key %q: empty path element (leading, trailing or double '/')", key)
+		case elem == "." || elem == "..":
+			return fmt.Errorf("invalid key %q: %q path element", key, elem)
+		case strings.HasPrefix(elem, tempPrefix):
+			return fmt.Errorf("invalid key %q: elements starting with %q are reserved for temporary files", key, tempPrefix)
+		}
+	}
+	return nil
+}
+
+// prefixCanMatch reports whether any valid key can start with prefix.
+// Every such key has the part of prefix before its last '/' as whole path
+// elements, so if that part is not a valid key (e.g. "../", "a//"),
+// nothing matches. Both backends answer such a List with an empty result.
+func prefixCanMatch(prefix string) bool {
+	i := strings.LastIndexByte(prefix, '/')
+	return i < 0 || validateKey(prefix[:i]) == nil
+}
+
+// ctxReader makes a long copy from a local file stop when ctx ends, since
+// plain file reads never look at a context.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}
+
+// exactReader yields exactly n bytes of r and fails with
+// io.ErrUnexpectedEOF if r ends sooner, so a short source aborts an upload
+// instead of storing a truncated object.
+type exactReader struct {
+	r io.Reader
+	n int64
+}
+
+func (e *exactReader) Read(p []byte) (int, error) {
+	if e.n <= 0 {
+		return 0, io.EOF
+	}
+	if int64(len(p)) > e.n {
+		p = p[:e.n]
+	}
+	n, err := e.r.Read(p)
+	e.n -= int64(n)
+	if err == io.EOF {
+		if e.n > 0 {
+			return n, fmt.Errorf("source ended %d bytes before the declared size: %w", e.n, io.ErrUnexpectedEOF)
+		}
+		if n > 0 {
+			err = nil
+		}
+	}
+	return n, err
+}

@@ -1,0 +1,407 @@
+package uploader
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+)
+
+// fakeReplica is an in-memory Replica whose Put fails a set number of
+// times, and which checks on every Put that the spool still holds the
+// object (nothing removed before the upload is confirmed).
+type fakeReplica struct {
+	spool *Spool
+
+	mu       sync.Mutex
+	objs     map[string][]byte
+	order    []string // keys in order of successful Put
+	puts     map[string]int
+	failures int           // Puts still to fail
+	block    bool          // Put waits for ctx to end
+	early    []string      // violations: Put of a key no longer in the spool
+	entered  chan struct{} // signalled when a blocking Put starts
+}
+
+func newFake(s *Spool, failures int) *fakeReplica {
+	return &fakeReplica{spool: s, objs: map[string][]byte{}, puts: map[string]int{}, failures: failures, entered: make(chan struct{}, 1)}
+}
+
+func (f *fakeReplica) String() string { return "fake://" }
+
+func (f *fakeReplica) Put(ctx context.Context, key string, r io.Reader, size int64) error {
+	if !slices.Contains(pendingKeysNoT(f.spool), key) {
+		f.mu.Lock()
+		f.early = append(f.early, key)
+		f.mu.Unlock()
+	}
+	b, err := io.ReadAll(r)
+	if err != nil {
+		return err
+	}
+	if int64(len(b)) != size {
+		return fmt.Errorf("fake: %s: read %d bytes, size %d", key, len(b), size)
+	}
+	f.mu.Lock()
+	block := f.block
+	f.mu.Unlock()
+	if block {
+		select {
+		case f.entered <- struct{}{}:
+		default:
+		}
+		<-ctx.Done()
+		return ctx.Err()
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.failures > 0 {
+		f.failures--
+		return errors.New("fake: 503 slow down")
+	}
+	f.objs[key] = b
+	f.order = append(f.order, key)
+	f.puts[key]++
+	return nil
+}
+
+func (f *fakeReplica) Get(ctx context.Context, key string) (io.ReadCloser, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	b, ok := f.objs[key]
+	if !ok {
+		return nil, ErrNotFound
+	}
+	return io.NopCloser(bytes.NewReader(b)), nil
+}
+
+func (f *fakeReplica) List(ctx context.Context, prefix string) ([]ObjectInfo, error) {
+	return nil, errors.New("fake: not implemented")
+}
+
+func (f *fakeReplica) Delete(ctx context.Context, key string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.objs, key)
+	return nil
+}
+
+func (f *fakeReplica) uploaded() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.order)
+}
+
+func pendingKeysNoT(s *Spool) []string {
+	ents, _ := s.Pending()
+	var out []string
+	for _, e := range ents {
+		out = append(out, e.Key)
+	}
+	return out
+}
+
+// logBuffer collects log output for assertions.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+func (l *logBuffer) count(s string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return strings.Count(l.buf.String(), s)
+}
+
+func newTestShipper(t *testing.T, s *Spool, r Replica) (*Shipper, *prometheus.Registry, *logBuffer) {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	logs := &logBuffer{}
+	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	sh := NewShipper(s, r, reg, log)
+	sh.minBackoff, sh.maxBackoff, sh.rescan = time.Millisecond, 5*time.Millisecond, time.Hour
+	return sh, reg, logs
+}
+
+// value reads a counter or gauge the way a scrape would.
+func value(t *testing.T, c prometheus.Collector) float64 {
+	t.Helper()
+	ch := make(chan prometheus.Metric, 1)
+	c.Collect(ch)
+	var m dto.Metric
+	if err := (<-ch).Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	if m.Counter != nil {
+		return m.Counter.GetValue()
+	}
+	return m.Gauge.GetValue()
+}
+
+func addN(t *testing.T, s *Spool, prefix string, n int) (keys []string, bytes int) {
+	t.Helper()
+	for i := 0; i < n; i++ {
+		k := fmt.Sprintf("%s/%03d", prefix, i)
+		data := strings.Repeat("x", 10+i)
+		if err := s.Add(k, []byte(data)); err != nil {
+			t.Fatal(err)
+		}
+		keys = append(keys, k)
+		bytes += len(data)
+	}
+	return keys, bytes
+}
+
+// TestShipperRetriesUntilSuccess: a replica failing several times in a
+// row gets every object, in commit order, and the spool keeps each object
+// until its upload succeeded; one log line per state change.
+func TestShipperRetriesUntilSuccess(t *testing.T) {
+	t.Parallel()
+	s := openSpool(t, t.TempDir())
+	keys, size := addN(t, s, "seg", 5)
+	fake := newFake(s, 4)
+	sh, reg, logs := newTestShipper(t, s, fake)
+	if got := value(t, sh.Metrics().SpoolBytes); got != float64(size) {
+		t.Fatalf("spool_bytes before = %v, want %d", got, size)
+	}
+	if err := sh.Drain(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	if got := fake.uploaded(); !slices.Equal(got, keys) {
+		t.Fatalf("uploaded %q, want %q", got, keys)
+	}
+	if len(fake.early) != 0 {
+		t.Fatalf("removed from the spool before upload: %q", fake.early)
+	}
+	wantPending(t, s)
+	m := sh.Metrics()
+	for name, c := range map[string]struct {
+		c    prometheus.Collector
+		want float64
+	}{
+		"objects":     {m.UploadedObjects, 5},
+		"bytes":       {m.UploadedBytes, float64(size)},
+		"errors":      {m.UploadErrors, 4},
+		"spool_bytes": {m.SpoolBytes, 0},
+	} {
+		if got := value(t, c.c); got != c.want {
+			t.Errorf("%s = %v, want %v", name, got, c.want)
+		}
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, mf := range mfs {
+		names = append(names, mf.GetName())
+	}
+	want := []string{"tailer_spool_bytes", "tailer_upload_bytes_total", "tailer_upload_errors_total", "tailer_upload_lag_seconds", "tailer_upload_objects_total"}
+	if !slices.Equal(names, want) {
+		t.Fatalf("registered %q, want %q", names, want)
+	}
+	if f, r := logs.count("uploads failing"), logs.count("uploads recovered"); f != 1 || r != 1 {
+		t.Fatalf("logged failing %d times and recovered %d times, want once each:\n%s", f, r, logs.buf.String())
+	}
+}
+
+// TestShipperRun: Run ships what was pending at start first, then new
+// entries on Notify, and returns nil on cancellation.
+func TestShipperRun(t *testing.T) {
+	t.Parallel()
+	s := openSpool(t, t.TempDir())
+	old, _ := addN(t, s, "old", 3)
+	fake := newFake(s, 1)
+	sh, _, _ := newTestShipper(t, s, fake)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- sh.Run(ctx) }()
+
+	waitFor(t, func() bool { return len(fake.uploaded()) == 3 })
+	if got := fake.uploaded(); !slices.Equal(got, old) {
+		t.Fatalf("uploaded %q, want %q first", got, old)
+	}
+	for i := 0; i < 5; i++ {
+		k := fmt.Sprintf("new/%d", i)
+		if err := s.Add(k, []byte(k)); err != nil {
+			t.Fatal(err)
+		}
+		sh.Notify()
+		waitFor(t, func() bool { return slices.Contains(fake.uploaded(), k) })
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Run returned %v on cancellation, want nil", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return after cancellation")
+	}
+	wantPending(t, s)
+}
+
+// TestShipperRescanWithoutNotify: a missed Notify only delays shipping.
+func TestShipperRescanWithoutNotify(t *testing.T) {
+	t.Parallel()
+	s := openSpool(t, t.TempDir())
+	fake := newFake(s, 0)
+	sh, _, _ := newTestShipper(t, s, fake)
+	sh.rescan = 20 * time.Millisecond
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go sh.Run(ctx)
+	time.Sleep(30 * time.Millisecond)
+	s.Add("quiet", []byte("x"))
+	waitFor(t, func() bool { return len(fake.uploaded()) == 1 })
+}
+
+// TestShipperShutdownMidUpload: an upload cut short by shutdown stays in
+// the spool and is not counted as a replica error.
+func TestShipperShutdownMidUpload(t *testing.T) {
+	t.Parallel()
+	s := openSpool(t, t.TempDir())
+	s.Add("k", []byte("v"))
+	fake := newFake(s, 0)
+	fake.block = true
+	sh, _, logs := newTestShipper(t, s, fake)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- sh.Run(ctx) }()
+	<-fake.entered
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	wantPending(t, s, "k")
+	if got := value(t, sh.Metrics().UploadErrors); got != 0 {
+		t.Fatalf("errors = %v, want 0", got)
+	}
+	if logs.count("uploads failing") != 0 {
+		t.Fatalf("shutdown logged as a failure:\n%s", logs.buf.String())
+	}
+}
+
+// TestShipperDrainDeadline: when the replica stays down, Drain gives up at
+// the deadline, says what is left, and keeps it spooled.
+func TestShipperDrainDeadline(t *testing.T) {
+	t.Parallel()
+	s := openSpool(t, t.TempDir())
+	s.Add("a", []byte("123"))
+	s.Add("b", []byte("45"))
+	fake := newFake(s, 1<<30)
+	sh, _, logs := newTestShipper(t, s, fake)
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	err := sh.Drain(ctx)
+	if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "2 objects (5 bytes) still pending") {
+		t.Fatalf("Drain = %v", err)
+	}
+	wantPending(t, s, "a", "b")
+	if n := value(t, sh.Metrics().UploadErrors); n < 10 {
+		t.Fatalf("only %v attempts in 200ms with a 5ms backoff cap", n)
+	}
+	if f := logs.count("uploads failing"); f != 1 {
+		t.Fatalf("logged failing %d times, want once:\n%s", f, logs.buf.String())
+	}
+}
+
+// TestShipperRunAndDrainTogether: on SIGTERM Drain may overlap with Run;
+// no object is uploaded twice or lost.
+func TestShipperRunAndDrainTogether(t *testing.T) {
+	t.Parallel()
+	s := openSpool(t, t.TempDir())
+	keys, _ := addN(t, s, "k", 60)
+	fake := newFake(s, 3)
+	sh, _, _ := newTestShipper(t, s, fake)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go sh.Run(ctx)
+	if err := sh.Drain(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	wantPending(t, s)
+	got := fake.uploaded()
+	if !slices.Equal(got, keys) {
+		t.Fatalf("uploaded %d objects %q, want each of %d once, in order", len(got), got, len(keys))
+	}
+	if got := value(t, sh.Metrics().UploadedObjects); got != 60 {
+		t.Fatalf("objects = %v, want 60", got)
+	}
+}
+
+// TestShipperToFileReplica: end to end through a real backend.
+func TestShipperToFileReplica(t *testing.T) {
+	t.Parallel()
+	s := openSpool(t, t.TempDir())
+	r := newTestFileReplica(t)
+	big := randomBytes(5<<20, 7)
+	f, err := s.Create("generations/g/exports/0000000000000010.texp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Abort()
+	f.Write(big[:1<<20])
+	f.Write(big[1<<20:])
+	if err := f.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	s.Add("generations/g/segments/0000000000000011-0000000000000012.tseg", []byte("seg"))
+	sh := NewShipper(s, r, nil, nil) // nil registerer and logger are allowed
+	if err := sh.Drain(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	if got := get(t, r, "generations/g/exports/0000000000000010.texp"); !bytes.Equal(got, big) {
+		t.Fatal("export content differs")
+	}
+	wantKeys(t, r, "generations/g/",
+		"generations/g/exports/0000000000000010.texp",
+		"generations/g/segments/0000000000000011-0000000000000012.tseg")
+	wantPending(t, s)
+}
+
+func TestBackoffBounds(t *testing.T) {
+	t.Parallel()
+	sh := &Shipper{minBackoff: 500 * time.Millisecond, maxBackoff: 30 * time.Second}
+	prevCap := time.Duration(0)
+	for attempt := 1; attempt <= 100; attempt++ {
+		capd := min(sh.minBackoff<<min(attempt-1, 20), sh.maxBackoff)
+		for i := 0; i < 20; i++ {
+			d := sh.backoff(attempt)
+			if d < capd/2 || d > capd {
+				t.Fatalf("attempt %d: backoff %v outside [%v, %v]", attempt, d, capd/2, capd)
+			}
+		}
+		if capd < prevCap {
+			t.Fatalf("attempt %d: cap shrank", attempt)
+		}
+		prevCap = capd
+	}
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met within 10s")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
