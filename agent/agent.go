@@ -1,0 +1,310 @@
+// Package agent is tailer's sidecar loop (`tailer run`): it tails a live
+// store through a secondary instance, seals the new WAL batches of every
+// poll into a segment in the durable spool, and keeps a full export per
+// generation, while an uploader drains the spool into the replica.
+//
+// State is derived, never remembered: at start the agent lists the replica
+// and the spool, continues the newest generation from its last shipped
+// batch if that generation still matches the store (same DB identity, an
+// unbroken WAL), and otherwise starts a new generation with a fresh export.
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/tailer-backup/tailer/compaction"
+	"github.com/tailer-backup/tailer/internal/store"
+	"github.com/tailer-backup/tailer/lease"
+	"github.com/tailer-backup/tailer/retention"
+	"github.com/tailer-backup/tailer/secondary"
+	"github.com/tailer-backup/tailer/uploader"
+	"github.com/tailer-backup/tailer/walpin"
+)
+
+// Config is what `tailer run` is given.
+type Config struct {
+	DB      string // the primary's directory (Stalwart's RocksDb.path)
+	Scratch string // tailer's own directory on the primary's filesystem
+	Spool   string // durable upload queues, one directory per replica (default: Scratch/spool)
+	// Replicas are where to ship; Replica is shorthand for one more (the
+	// first). Each gets its own spool, uploader, lease and metrics.
+	Replica        uploader.Replica
+	Replicas       []uploader.Replica
+	Poll           time.Duration // default 1s
+	ExportInterval time.Duration // default 24h; <= 0 disables periodic exports
+	// MaxSegmentBytes caps the raw batch bytes sealed into one segment
+	// (default 64 MiB): a burst is shipped as several objects, never one
+	// that must be held in memory whole.
+	MaxSegmentBytes int
+	ShutdownTimeout time.Duration // how long SIGTERM waits for the spool to drain (default 30s)
+	// ReadyMaxLag: /readyz fails while the oldest object waiting in the
+	// spool is older than this (default 2m): the replica is falling behind.
+	ReadyMaxLag time.Duration
+	// SpoolMaxBytes caps the spool (0: no cap). When the replica is away
+	// long enough to fill it, tailer stops sealing new segments and says
+	// so, rather than drop anything: the WAL pins keep the batches, and
+	// tailing resumes where it stopped once uploads free room. If the pins
+	// could not keep them, the next poll finds a gap and starts a new
+	// generation: never a silent hole.
+	SpoolMaxBytes int64
+	// LeaseTTL is the life of the single-writer lease on the replica
+	// prefix without renewal (default 30s; negative: no lease, for
+	// replicas without conditional writes). LeaseWait is how long to wait
+	// for another holder's lease to expire (0: exit at once);
+	// ForceTakeover takes a live lease (its holder stops at its next
+	// renewal).
+	LeaseTTL      time.Duration
+	LeaseWait     time.Duration
+	ForceTakeover bool
+	// Compaction configures the maintenance round's merging of narrow
+	// segments into wider ones (nil: no compaction; WorkDir defaults to
+	// Scratch/compact). Retention deletes what no retained restore point
+	// needs (zero: keep all). MaintenanceInterval is how often both run
+	// (default 5m; <0: never).
+	Compaction          *compaction.Options
+	Retention           retention.Policy
+	MaintenanceInterval time.Duration
+	// PinInterval is how often new WAL files of the primary are hard-linked
+	// into Scratch (default 50ms; negative disables WAL pinning). It must be
+	// shorter than a WAL file's life under the primary's heaviest load.
+	PinInterval time.Duration
+	Registry    prometheus.Registerer
+	Log         *slog.Logger
+	Now         func() time.Time // tests may fix the clock
+}
+
+func (c *Config) setDefaults() error {
+	if c.DB == "" {
+		return errors.New("no --db given: point it at Stalwart's RocksDB directory")
+	}
+	if c.Replica != nil {
+		c.Replicas = append([]uploader.Replica{c.Replica}, c.Replicas...)
+		c.Replica = nil
+	}
+	if len(c.Replicas) == 0 {
+		return errors.New("no --replica given: e.g. s3://bucket/stalwart or file:///backups/stalwart")
+	}
+	seen := map[string]bool{}
+	for _, r := range c.Replicas {
+		if seen[r.String()] {
+			return fmt.Errorf("replica %s is given twice", r)
+		}
+		seen[r.String()] = true
+	}
+	if c.Scratch == "" {
+		c.Scratch = filepath.Join(filepath.Dir(filepath.Clean(c.DB)), filepath.Base(c.DB)+".tailer")
+	}
+	if c.Spool == "" {
+		c.Spool = filepath.Join(c.Scratch, "spool")
+	}
+	for _, d := range []struct{ flag, path string }{{"--scratch", c.Scratch}, {"--spool", c.Spool}} {
+		abs, err := filepath.Abs(d.path)
+		if err != nil {
+			return fmt.Errorf("%s %s: %w", d.flag, d.path, err)
+		}
+		db, _ := filepath.Abs(c.DB)
+		if secondary.Inside(abs, db) {
+			return fmt.Errorf("%s %s is inside the primary's directory %s: tailer never writes there; put it beside the store on the same filesystem", d.flag, d.path, db)
+		}
+	}
+	if c.Poll <= 0 {
+		c.Poll = time.Second
+	}
+	if c.MaxSegmentBytes <= 0 {
+		c.MaxSegmentBytes = 64 << 20
+	}
+	if c.MaintenanceInterval == 0 {
+		c.MaintenanceInterval = 5 * time.Minute
+	}
+	if err := c.Retention.Validate(); err != nil && (c.Retention.MaxAge != 0 || c.Retention.KeepExports != 0) {
+		return fmt.Errorf("retention: %w", err)
+	}
+	if c.LeaseTTL == 0 {
+		c.LeaseTTL = 30 * time.Second
+	}
+	if c.PinInterval == 0 {
+		c.PinInterval = 50 * time.Millisecond
+	}
+	if c.ReadyMaxLag <= 0 {
+		c.ReadyMaxLag = 2 * time.Minute
+	}
+	if c.ShutdownTimeout <= 0 {
+		c.ShutdownTimeout = 30 * time.Second
+	}
+	if c.Registry == nil {
+		c.Registry = prometheus.NewRegistry()
+	}
+	if c.Log == nil {
+		c.Log = slog.New(slog.DiscardHandler)
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	return nil
+}
+
+// Agent runs the loop. Create it with New, then call Run once.
+type Agent struct {
+	cfg     Config
+	log     *slog.Logger
+	m       *metrics
+	targets []*target // one per replica
+	sec     *secondary.Secondary
+	pins    *walpin.Pinner // nil when pinning is disabled
+	walCur  walpin.Cursor  // where the pinned WAL was read up to
+	// lastCatchUp is when the secondary last caught up (see catchUpEvery).
+	lastCatchUp time.Time
+	// instance identifies this tailer across restarts: the id kept in its
+	// scratch dir, which it holds locked while it lives.
+	instance    string
+	scratchLock *os.File // held from New until Run returns
+
+	// Tailing state, owned by the Run goroutine.
+	gen         *generation // current generation; nil: start one
+	lastShipped uint64      // newest sequence number sealed into the spool
+	waitFor     uint64      // a fresh generation's export seq the secondary has not reached yet
+	newGenWhy   string      // non-empty: start a new generation at the next poll
+	newestGen   string      // newest generation id in the replica at start (ids must sort after it)
+	emptyPolls  int         // consecutive polls where the WAL returned no batch though the store moved on
+	spoolFull   bool        // sealing paused: the spool reached SpoolMaxBytes
+
+	exports      sync.WaitGroup
+	expMu        sync.Mutex
+	expBusy      bool
+	expCancel    context.CancelFunc
+	expFailedGen string // generation whose base export failed
+	lastExp      time.Time
+	lastOK       atomic.Int64 // unix nanos of the last successful poll
+}
+
+// New checks the configuration and opens the spool. The store is opened
+// by Run, so that a missing store is reported (and retried) there.
+func New(cfg Config) (*Agent, error) {
+	if err := cfg.setDefaults(); err != nil {
+		return nil, err
+	}
+	if _, err := store.ListFamilies(cfg.DB); err != nil {
+		return nil, err // a wrong --db is reported before anything starts
+	}
+	if err := os.MkdirAll(cfg.Scratch, 0o755); err != nil {
+		return nil, fmt.Errorf("create scratch dir %s: %w", cfg.Scratch, err)
+	}
+	lock, instance, err := claimScratch(cfg.Scratch)
+	if err != nil {
+		return nil, err
+	}
+	targets, err := openTargets(cfg)
+	if err != nil {
+		lock.Close()
+		return nil, err
+	}
+	return &Agent{cfg: cfg, log: cfg.Log, targets: targets, m: newMetrics(cfg.Registry), instance: instance, scratchLock: lock}, nil
+}
+
+// Run tails until ctx is cancelled, then seals what it holds, lets running
+// exports stop, drains the spool (bounded by ShutdownTimeout) and returns
+// nil. It returns an error only for conditions a restart cannot fix.
+func (a *Agent) Run(ctx context.Context) error {
+	defer a.scratchLock.Close() // releases the scratch dir for the next tailer
+	ctx, stopRun := context.WithCancelCause(ctx)
+	defer stopRun(nil)
+	if a.cfg.LeaseTTL > 0 {
+		if err := a.acquireLeases(ctx, func(err error) { stopRun(err) }); err != nil {
+			return err
+		}
+	}
+	go a.maintain(ctx)
+	stopShippers := a.runShippers(context.WithoutCancel(ctx))
+	defer stopShippers()
+
+	expCtx, stopExports := context.WithCancel(ctx)
+	defer stopExports()
+
+	if a.cfg.PinInterval > 0 {
+		pins, err := walpin.New(a.cfg.DB, filepath.Join(a.cfg.Scratch, "wal-pins"), a.log)
+		if err != nil {
+			return err
+		}
+		if _, err := pins.Pin(); err != nil {
+			return err
+		}
+		a.pins = pins
+		pinCtx, stopPins := context.WithCancel(ctx)
+		defer stopPins()
+		go pins.Run(pinCtx, a.cfg.PinInterval)
+	}
+	sec, err := secondary.Open(a.cfg.DB, a.cfg.Scratch)
+	if err != nil {
+		return err
+	}
+	a.sec = sec
+	defer func() { a.sec.Close() }()
+
+	if err := a.resume(ctx); err != nil {
+		return err
+	}
+	t := time.NewTicker(a.cfg.Poll)
+	defer t.Stop()
+	for {
+		if err := a.poll(ctx, expCtx); err != nil && ctx.Err() == nil {
+			a.m.pollErrors.Inc()
+			a.log.Error("poll failed; retrying at the next poll", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			if cause := context.Cause(ctx); errors.Is(cause, lease.ErrLost) || errors.Is(cause, lease.ErrHeld) {
+				stopExports()
+				a.exports.Wait()
+				return fmt.Errorf("stopped without uploading the spool: %w", cause)
+			}
+			err := a.shutdown(stopExports)
+			a.releaseLeases()
+			return err
+		case <-t.C:
+		}
+	}
+}
+
+// shutdown stops exports and drains the spool into the replica.
+func (a *Agent) shutdown(stopExports context.CancelFunc) error {
+	stopExports()
+	a.exports.Wait()
+	dctx, cancel := context.WithTimeout(context.Background(), a.cfg.ShutdownTimeout)
+	defer cancel()
+	a.log.Info("stopping: uploading what the spool holds", "last_shipped_seq", a.lastShipped)
+	if err := a.drainAll(dctx); err != nil {
+		a.log.Warn("stopped with objects still in the spool; they are uploaded at the next start", "spool", a.cfg.Spool, "err", err)
+		return nil
+	}
+	a.log.Info("stopped: everything sealed is in the replica", "last_shipped_seq", a.lastShipped)
+	return nil
+}
+
+// Ready reports whether the agent is keeping up: a poll succeeded within
+// the last three poll intervals, and nothing has waited in the spool for
+// longer than ReadyMaxLag. It is safe to call from any goroutine.
+func (a *Agent) Ready() (bool, string) {
+	last := a.lastOK.Load()
+	if last == 0 {
+		return false, "no successful catch-up yet"
+	}
+	if age := a.cfg.Now().Sub(time.Unix(0, last)); age > 3*a.cfg.Poll+time.Second {
+		return false, fmt.Sprintf("last successful poll %s ago", age.Round(time.Second))
+	}
+	for _, t := range a.targets {
+		if lag, err := t.spool.OldestAge(); err == nil && lag > a.cfg.ReadyMaxLag {
+			return false, fmt.Sprintf("replica %s is %s behind (spool not uploaded; --ready-max-lag %s)", t.r, lag.Round(time.Second), a.cfg.ReadyMaxLag)
+		}
+	}
+	return true, ""
+}

@@ -1,0 +1,396 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"time"
+
+	"github.com/tailer-backup/tailer/changelog"
+	"github.com/tailer-backup/tailer/internal/layout"
+	"github.com/tailer-backup/tailer/internal/wbatch"
+	"github.com/tailer-backup/tailer/secondary"
+	"github.com/tailer-backup/tailer/segment"
+	"github.com/tailer-backup/tailer/walpin"
+)
+
+// poll is one cycle: lineage checks, catch-up, tail, and a periodic export
+// when one is due.
+func (a *Agent) poll(ctx, expCtx context.Context) error {
+	if a.gen != nil && a.newGenWhy == "" {
+		if err := a.checkLineage(); err != nil {
+			return err
+		}
+	}
+	if a.newGenWhy == "" && a.exportFailed() {
+		a.newGenWhy = fmt.Sprintf("the base export of generation %s failed", a.gen.meta.ID)
+	}
+	if a.newGenWhy != "" || a.gen == nil {
+		return a.startGeneration(ctx, expCtx)
+	}
+	// With WAL pinning the batches come from the pinned copies, read to
+	// their last complete record; the secondary then only serves the
+	// backwards-sequence check, new families and the metrics, so it is
+	// caught up every catchUpEvery instead of every poll (its catch-up
+	// replays every write into memtables: a fifth of tailer's CPU at full
+	// speed, docs/benchmarks.md). The cheap lineage check runs every poll.
+	pinned := a.pins != nil && a.pins.Disabled() == ""
+	fresh := !pinned || a.waitFor > 0 || a.cfg.Now().Sub(a.lastCatchUp) >= catchUpEvery
+	var err error
+	if fresh {
+		err = a.sec.CatchUp()
+	} else {
+		err = a.sec.CheckLineage()
+	}
+	if err != nil {
+		if errors.Is(err, secondary.ErrReplaced) {
+			a.newGenWhy = err.Error()
+			a.log.Warn("the store was replaced or restored: reopening and starting a new generation", "why", err)
+			return a.reopenSecondary()
+		}
+		return err
+	}
+	latest := a.sec.LatestSeq()
+	if fresh {
+		a.lastCatchUp = a.cfg.Now()
+		a.m.primaryLatest.Set(float64(latest))
+		if a.waitFor > 0 {
+			if latest < a.waitFor {
+				return nil // the secondary has not yet reached the fresh generation's export
+			}
+			a.waitFor = 0
+		}
+		if latest < a.lastShipped {
+			a.newGenWhy = fmt.Sprintf("sequence number went backwards (store at %d, shipped up to %d): the store was restored or replaced", latest, a.lastShipped)
+			return nil
+		}
+	}
+	if latest > a.lastShipped || pinned {
+		if full, err := a.spoolIsFull(); err != nil || full {
+			return err
+		}
+		if err := a.tail(ctx, latest); err != nil {
+			return err
+		}
+	}
+	a.releasePins()
+	a.m.lastPollOK.SetToCurrentTime()
+	a.lastOK.Store(a.cfg.Now().UnixNano())
+	return a.maybePeriodicExport(ctx, expCtx)
+}
+
+// checkLineage notices a replaced store (new IDENTITY): the secondary is
+// reopened on the new files and a new generation starts.
+func (a *Agent) checkLineage() error {
+	id, err := secondary.ReadIdentity(a.cfg.DB)
+	if err != nil {
+		return err
+	}
+	if id == a.gen.meta.DBIdentity {
+		return nil
+	}
+	a.newGenWhy = fmt.Sprintf("DB identity changed from %s to %s: the store was replaced", a.gen.meta.DBIdentity, id)
+	return a.reopenSecondary()
+}
+
+// reopenSecondary opens a new secondary on the store's directory and
+// only then closes the old one, so a store that is missing for a moment
+// (being swapped) leaves the agent with a usable instance to retry with.
+func (a *Agent) reopenSecondary() error {
+	sec, err := secondary.Open(a.cfg.DB, a.cfg.Scratch)
+	if err != nil {
+		return fmt.Errorf("reopen the secondary: %w", err)
+	}
+	a.sec.Close()
+	a.sec = sec
+	return nil
+}
+
+// gapError reports that the WAL no longer holds the batch wanted.
+type gapError struct{ want, got uint64 }
+
+func (e gapError) Error() string {
+	if e.got == 0 {
+		return fmt.Sprintf("WAL gap: wanted the batch at sequence %d, the WAL holds no batch at or after it (the primary flushed and deleted it)", e.want)
+	}
+	return fmt.Sprintf("WAL gap: wanted the batch at sequence %d, the oldest WAL batch available starts at %d (the primary deleted the WAL file in between)", e.want, e.got)
+}
+
+// catchUpEvery is how often the secondary catches up with the primary
+// while batches are read from the pinned WAL.
+const catchUpEvery = 10 * time.Second
+
+// emptyPollsForGap is how many consecutive polls must find no WAL batch
+// although the store moved on before that counts as a gap.
+const emptyPollsForGap = 3
+
+var errNewFamily = errors.New("a batch writes a column family the secondary does not know")
+
+// tail reads the batches after lastShipped and seals them into segments.
+//
+// With WAL pinning (the normal case) batches are read from the pinned
+// copies of the primary's WAL files with tailer's own reader, continuing
+// from a cursor, up to the secondary's latest sequence. RocksDB's own WAL
+// iterator (GetUpdatesSince) is used only when pinning is impossible: on
+// a secondary it reads batches newer than the secondary's last catch-up,
+// which Debian's RocksDB 9.10 (built with assertions) answers with an
+// abort under sustained load (transaction_log_impl.cc:278, seen in the
+// 10-minute soak), and it cannot see WAL files the primary deleted.
+func (a *Agent) tail(ctx context.Context, latest uint64) error {
+	families := a.sec.Families()
+	known := make(map[uint32]bool, len(families))
+	for _, f := range families {
+		known[f.ID] = true
+	}
+	var pending []segment.Batch
+	size, seen := 0, 0
+	want := a.lastShipped + 1
+	// take appends one batch, in order, or reports why it cannot.
+	take := func(seq uint64, data []byte) error {
+		h, err := wbatch.ReadHeader(data)
+		if err != nil {
+			return fmt.Errorf("WAL batch at seq %d: %w", seq, err)
+		}
+		if h.Count == 0 {
+			return nil // consumes no sequence number, changes nothing
+		}
+		last := h.LastSeq()
+		switch {
+		case last < want:
+			return nil // already shipped
+		case h.Seq > want:
+			return gapError{want: want, got: h.Seq}
+		case h.Seq < want:
+			return fmt.Errorf("WAL batch %d..%d straddles the last shipped sequence %d", h.Seq, last, want-1)
+		}
+		if err := checkFamilies(data, known); err != nil {
+			return err
+		}
+		pending = append(pending, segment.Batch{Seq: h.Seq, CaptureUnixMs: a.cfg.Now().UnixMilli(), Data: data})
+		size += len(data)
+		want = last + 1
+		if size >= a.cfg.MaxSegmentBytes {
+			if err := a.seal(pending, families); err != nil {
+				return err
+			}
+			pending, size = nil, 0
+		}
+		return nil
+	}
+	// fromPins fills [want, upTo] from pinned WAL copies, if any.
+	fromPins := func(upTo uint64) error {
+		if a.pins == nil || upTo < want {
+			return nil
+		}
+		n, err := a.pins.Read(want, upTo, take)
+		a.m.pinnedBatches.Add(float64(n))
+		return err
+	}
+	var err error
+	if a.pins != nil && a.pins.Disabled() == "" {
+		// Every complete record: the pinned WAL is ahead of the secondary.
+		a.walCur, err = a.pins.Next(a.walCur, want, math.MaxUint64, func(seq uint64, data []byte) error {
+			seen++
+			a.m.pinnedBatches.Inc()
+			return take(seq, data)
+		})
+		if errors.Is(err, walpin.ErrNotPinned) {
+			err = gapError{want: want}
+		}
+		if err != nil {
+			a.walCur = walpin.Cursor{} // re-find by sequence number next time
+		}
+	} else {
+		err = a.sec.Batches(ctx, want, 0, func(b secondary.Batch) error {
+			seen++
+			if b.Seq > want {
+				if err := fromPins(b.Seq - 1); err != nil {
+					return err
+				}
+			}
+			return take(b.Seq, b.Data)
+		})
+	}
+	if err == nil && seen == 0 {
+		// The store is ahead of what was shipped but RocksDB returned no
+		// batch at or after it: its WAL files were deleted (or are being
+		// switched, for a moment). The pins may hold them.
+		if err = fromPins(latest); err == nil && want <= latest {
+			if a.emptyPolls++; a.emptyPolls >= emptyPollsForGap {
+				err = gapError{want: want}
+			}
+		}
+	}
+	if err == nil {
+		a.emptyPolls = 0
+	}
+	if len(pending) > 0 {
+		if serr := a.seal(pending, families); serr != nil {
+			a.walCur = walpin.Cursor{} // the cursor is past batches that were not sealed
+			return serr
+		}
+	}
+	var gap gapError
+	switch {
+	case errors.As(err, &gap):
+		a.m.gaps.Inc()
+		a.newGenWhy = gap.Error()
+		a.log.Warn("gap in the WAL: starting a new generation with a full export", "want_seq", gap.want, "first_available_seq", gap.got)
+		return nil
+	case errors.Is(err, errNewFamily):
+		a.log.Info("the primary created a column family; reopening the secondary")
+		return a.reopenSecondary()
+	}
+	return err
+}
+
+// checkFamilies makes sure every record of a batch names a family in the
+// table the segment will carry, so restore can always map it to a name.
+func checkFamilies(data []byte, known map[uint32]bool) error {
+	return wbatch.Each(data, func(r wbatch.Record) error {
+		if r.Op.Counted() && !known[r.CF] {
+			return fmt.Errorf("%w (id %d)", errNewFamily, r.CF)
+		}
+		return nil
+	})
+}
+
+// seal writes batches into one segment in the spool and queues it.
+func (a *Agent) seal(batches []segment.Batch, families []segment.Family) error {
+	first := batches[0].Seq
+	lastH, _ := wbatch.ReadHeader(batches[len(batches)-1].Data)
+	last := lastH.LastSeq()
+	key := layout.SegmentKey(a.gen.meta.ID, first, last)
+	hdr := segment.Header{
+		Kind: segment.KindSegment, Generation: a.gen.meta.ID, DBIdentity: a.gen.meta.DBIdentity,
+		FirstSeq: first, LastSeq: last, Created: a.cfg.Now().UTC(), Families: families,
+		Compression: segment.CompressionZstd,
+	}
+	lbl, err := a.label(batches, families)
+	if err == nil {
+		err = a.publish(key, func(f io.Writer) error {
+			w, err := segment.NewSegmentWriter(f, hdr)
+			if err != nil {
+				return err
+			}
+			w.SetLabels(lbl)
+			for _, b := range batches {
+				if err := w.Append(b); err != nil {
+					return err
+				}
+			}
+			_, err = w.Close()
+			return err
+		})
+	}
+	if err != nil {
+		return fmt.Errorf("seal segment %s: %w", key, err)
+	}
+	raw := 0
+	for _, b := range batches {
+		raw += len(b.Data)
+	}
+	a.lastShipped = last
+	a.m.lastShipped.Set(float64(last))
+	a.m.segments.Inc()
+	a.m.batches.Add(float64(len(batches)))
+	a.m.batchBytes.Add(float64(raw))
+	a.log.Debug("sealed segment", "key", key, "batches", len(batches), "bytes", raw)
+	return nil
+}
+
+// label reads the changelog (`l`) records of the batches: the segment's
+// labels (per account and collection, the lowest and highest Stalwart
+// change id) let restore find a change or a time without downloading
+// every segment. Changes are counted per collection for the metrics;
+// what cannot be decoded is counted and logged, never fatal.
+func (a *Agent) label(batches []segment.Batch, families []segment.Family) ([]segment.ChangeLabel, error) {
+	lID, _ := changelog.FamilyID(families)
+	lb := changelog.NewLabeler(lID)
+	for _, b := range batches {
+		if err := lb.Add(b); err != nil {
+			return nil, fmt.Errorf("changelog of batch %d: %w", b.Seq, err)
+		}
+		changes, _, _, err := changelog.Scan(b, lID)
+		if err != nil {
+			return nil, fmt.Errorf("changelog of batch %d: %w", b.Seq, err)
+		}
+		for _, c := range changes {
+			a.m.changes.WithLabelValues(c.Collection.String()).Inc()
+		}
+	}
+	if st := lb.Stats(); st.Malformed > 0 || st.UnknownCollections > 0 {
+		a.m.changelogUndecoded.Add(float64(st.Malformed + st.UnknownCollections))
+		a.log.Warn("changelog entries tailer could not decode (shipped as is)", "malformed", st.Malformed, "unknown_collections", st.UnknownCollections)
+	}
+	return lb.Labels(), nil
+}
+
+// releasePins drops WAL pins whose batches are all sealed, and reports
+// what the pins hold.
+func (a *Agent) releasePins() {
+	if a.pins == nil {
+		return
+	}
+	if _, err := a.pins.Release(a.lastShipped); err != nil {
+		a.log.Warn("releasing WAL pins failed", "err", err)
+	}
+	files, bytes := a.pins.Stats()
+	a.m.pinFiles.Set(float64(files))
+	a.m.pinBytes.Set(float64(bytes))
+}
+
+// spoolIsFull applies SpoolMaxBytes to every replica's spool. A replica
+// whose spool is full is detached (loudly): others keep receiving, and a
+// new generation re-includes it once its spool has drained. When the last
+// attached replica is full, sealing pauses instead (nothing is dropped:
+// the WAL pins keep the batches). It reports whether sealing must pause.
+func (a *Agent) spoolIsFull() (bool, error) {
+	if a.cfg.SpoolMaxBytes <= 0 {
+		return false, nil
+	}
+	for _, t := range a.targets {
+		n, err := t.spool.Bytes()
+		if err != nil {
+			return false, fmt.Errorf("measure spool of %s: %w", t.r, err)
+		}
+		switch {
+		case t.detached && n == 0 && a.newGenWhy == "":
+			a.newGenWhy = fmt.Sprintf("replica %s caught up after its spool filled; a new generation brings it back in step", t.r)
+		case !t.detached && n >= a.cfg.SpoolMaxBytes && len(a.attached()) > 1:
+			a.expMu.Lock()
+			t.detached = true
+			a.expMu.Unlock()
+			a.m.detached.Inc()
+			a.log.Error("REPLICA DETACHED: its spool reached --spool-max-bytes; the other replicas keep receiving, and a new generation re-includes it once its bucket has taken what is queued",
+				"replica", t.r.String(), "spool_bytes", n, "spool_max_bytes", a.cfg.SpoolMaxBytes)
+		}
+	}
+	var worst int64 = -1
+	for _, t := range a.attached() {
+		n, err := t.spool.Bytes()
+		if err != nil {
+			return false, err
+		}
+		if n < a.cfg.SpoolMaxBytes {
+			worst = -1
+			break
+		}
+		worst = n
+	}
+	full := worst >= 0
+	if full != a.spoolFull {
+		a.spoolFull = full
+		if full {
+			a.m.spoolFull.Set(1)
+			a.log.Error("SPOOL FULL: the replica is not taking uploads and the spool reached --spool-max-bytes; tailer stops sealing new segments (nothing is dropped: the WAL pins keep the batches, a gap would start a new generation) until uploads free room",
+				"spool_bytes", worst, "spool_max_bytes", a.cfg.SpoolMaxBytes, "last_shipped_seq", a.lastShipped)
+		} else {
+			a.m.spoolFull.Set(0)
+			a.log.Info("spool has room again: sealing resumes")
+		}
+	}
+	return full, nil
+}

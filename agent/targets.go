@@ -1,0 +1,158 @@
+package agent
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"path/filepath"
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/tailer-backup/tailer/lease"
+	"github.com/tailer-backup/tailer/uploader"
+)
+
+// target is one replica the agent ships to, with its own spool, uploader
+// (retries, lag), lease and metrics, so a slow or dead bucket never holds
+// back the others nor the tailing.
+type target struct {
+	r       uploader.Replica
+	spool   *uploader.Spool
+	shipper *uploader.Shipper
+	lease   *lease.Holder
+	// detached: its spool reached SpoolMaxBytes, so new objects are not
+	// queued for it any more; once its spool has drained, a new generation
+	// (with an export) brings it back in step with the others.
+	detached bool
+}
+
+// spoolDir gives each replica a spool named after its URL, so the same
+// replica finds its queue again whatever the order of --replica flags.
+func spoolDir(root string, r uploader.Replica) string {
+	sum := sha256.Sum256([]byte(r.String()))
+	return filepath.Join(root, hex.EncodeToString(sum[:6]))
+}
+
+// openTargets opens a spool and an uploader per replica.
+func openTargets(cfg Config) ([]*target, error) {
+	var out []*target
+	for _, r := range cfg.Replicas {
+		dir := spoolDir(cfg.Spool, r)
+		sp, err := uploader.OpenSpool(dir)
+		if err != nil {
+			return nil, fmt.Errorf("open spool %s for %s: %w", dir, r, err)
+		}
+		reg := prometheus.WrapRegistererWith(prometheus.Labels{"replica": r.String()}, cfg.Registry)
+		out = append(out, &target{r: r, spool: sp, shipper: uploader.NewShipper(sp, r, reg, cfg.Log)})
+	}
+	return out, nil
+}
+
+// attached are the targets new objects are queued for. It is read by
+// the export goroutine too, hence the lock.
+func (a *Agent) attached() []*target {
+	a.expMu.Lock()
+	defer a.expMu.Unlock()
+	var out []*target
+	for _, t := range a.targets {
+		if !t.detached {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// publish writes an object once, into the first attached target's spool
+// (fill streams its bytes: a segment, generation.json or a whole export),
+// then queues the same file for every other attached target (hard links),
+// and wakes their uploaders.
+func (a *Agent) publish(key string, fill func(io.Writer) error) error {
+	ts := a.attached()
+	if len(ts) == 0 {
+		return fmt.Errorf("queue %s: every replica is detached (spools full)", key)
+	}
+	f, err := ts[0].spool.Create(key)
+	if err != nil {
+		return fmt.Errorf("spool %s: %w", key, err)
+	}
+	if err := fill(f); err != nil {
+		f.Abort()
+		return err
+	}
+	if err := f.Commit(); err != nil {
+		return err
+	}
+	for _, t := range ts[1:] {
+		if err := t.spool.Link(key, f.Path()); err != nil {
+			return err
+		}
+	}
+	for _, t := range ts {
+		t.shipper.Notify()
+	}
+	return nil
+}
+
+// acquireLeases takes every replica's single-writer lease, and keeps them;
+// lost is called if any is taken over.
+func (a *Agent) acquireLeases(ctx context.Context, lost func(error)) error {
+	for _, t := range a.targets {
+		h, err := lease.Acquire(ctx, t.r, lease.Options{TTL: a.cfg.LeaseTTL, Wait: a.cfg.LeaseWait,
+			Force: a.cfg.ForceTakeover, DB: a.cfg.DB, Instance: a.instance})
+		if err != nil {
+			return err
+		}
+		t.lease = h
+		a.log.Info("holding the replica's single-writer lease", "replica", t.r.String(), "ttl", a.cfg.LeaseTTL)
+		go h.Keep(ctx, lost)
+	}
+	return nil
+}
+
+// releaseLeases lets the next tailer in at once after a clean stop.
+func (a *Agent) releaseLeases() {
+	for _, t := range a.targets {
+		if t.lease == nil {
+			continue
+		}
+		if err := t.lease.Release(context.Background()); err != nil {
+			a.log.Warn("could not release the lease; the next tailer waits for it to expire", "replica", t.r.String(), "err", err)
+		}
+	}
+}
+
+// runShippers starts every uploader; the returned func stops them.
+func (a *Agent) runShippers(ctx context.Context) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	for _, t := range a.targets {
+		wg.Add(1)
+		go func() { defer wg.Done(); t.shipper.Run(ctx) }()
+	}
+	return func() { cancel(); wg.Wait() }
+}
+
+// drainAll uploads what every spool holds, all replicas at once.
+func (a *Agent) drainAll(ctx context.Context) error {
+	var wg sync.WaitGroup
+	errs := make([]error, len(a.targets))
+	for i, t := range a.targets {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := t.shipper.Drain(ctx); err != nil {
+				errs[i] = fmt.Errorf("%s: %w", t.r, err)
+			}
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}

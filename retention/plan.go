@@ -1,0 +1,165 @@
+package retention
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/tailer-backup/tailer/internal/layout"
+)
+
+// plan is what decide chose: the deletions in the order to perform them.
+type plan struct {
+	deletions   []Deletion
+	oldest      Point
+	keptObjects int
+	keptBytes   int64
+}
+
+// exportRef is one export with the index of its generation.
+type exportRef struct {
+	gen int
+	e   layout.Export
+}
+
+// decide chooses what to delete. It is pure (the LIST and the export times
+// are its input) so that the rules can be tested without a replica, and it
+// proves its own result before returning it: every export it keeps must
+// reach exactly as far through the remaining segments as it did before.
+func decide(gens []layout.Generation, times map[string]time.Time, p Policy, now time.Time) (plan, error) {
+	var all []exportRef
+	for gi, g := range gens {
+		for _, e := range g.Exports {
+			all = append(all, exportRef{gi, e})
+		}
+	}
+	var pl plan
+	if len(all) == 0 {
+		// Nothing is restorable yet (the first base export may be on its
+		// way): there is no point to keep, so nothing can be proven
+		// unneeded either.
+		pl.count(gens, nil)
+		return pl, nil
+	}
+	from := len(all) - 1
+	why := "the newest export (the newest restorable chain is always kept)"
+	if p.KeepExports > 0 {
+		if i := max(0, len(all)-p.KeepExports); i < from {
+			from, why = i, fmt.Sprintf("the %d newest exports are kept", p.KeepExports)
+		}
+	}
+	if p.MaxAge > 0 {
+		cutoff := now.Add(-p.MaxAge)
+		// restore --time T starts from the newest export taken at or
+		// before T; for T = cutoff that is the last one (in generation and
+		// sequence order) not after it, and later moments need only later
+		// exports. When no export is that old, all of them are in the
+		// window.
+		i, what := 0, fmt.Sprintf("every export is younger than %v", p.MaxAge)
+		for j, x := range all {
+			if !times[x.e.Key].After(cutoff) {
+				i, what = j, fmt.Sprintf("the newest export taken at or before %s (now - %v)", cutoff.UTC().Format(time.RFC3339), p.MaxAge)
+			}
+		}
+		if i < from {
+			from, why = i, what
+		}
+	}
+	base := all[from]
+	bg := gens[base.gen]
+	pl.oldest = Point{Generation: bg.ID, ExportSeq: base.e.Seq, ExportTime: times[base.e.Key], Why: why}
+
+	del := map[string]bool{}
+	add := func(g layout.Generation, o layout.Object, k Kind, reason string) {
+		pl.deletions = append(pl.deletions, Deletion{Key: o.Key, Size: o.Size, Kind: k, Generation: g.ID, Reason: reason})
+		del[o.Key] = true
+	}
+	for gi, g := range gens {
+		switch {
+		case gi < base.gen:
+			reason := fmt.Sprintf("generation %s is older than the oldest kept export (%s at %d)", g.ID, bg.ID, base.e.Seq)
+			for _, e := range g.Exports {
+				add(g, e.Object, KindExport, reason)
+			}
+			for _, s := range g.Segments {
+				add(g, s.Object, KindSegment, reason)
+			}
+			if g.MetaKey != "" {
+				add(g, layout.Object{Key: g.MetaKey}, KindGeneration, reason)
+			}
+		case gi == base.gen:
+			for _, e := range g.Exports {
+				if e.Seq < base.e.Seq {
+					add(g, e.Object, KindExport, fmt.Sprintf("older than the oldest kept export at %d", base.e.Seq))
+				}
+			}
+			for _, s := range g.Segments {
+				if s.Last <= base.e.Seq {
+					add(g, s.Object, KindSegment, fmt.Sprintf("holds only batches at or before the oldest kept export at %d", base.e.Seq))
+				}
+			}
+		}
+	}
+	if err := prove(gens, all[from:], del); err != nil {
+		return plan{}, err
+	}
+	pl.count(gens, del)
+	return pl, nil
+}
+
+// count totals what stays.
+func (pl *plan) count(gens []layout.Generation, del map[string]bool) {
+	for _, g := range gens {
+		for _, e := range g.Exports {
+			if !del[e.Key] {
+				pl.keptObjects++
+				pl.keptBytes += e.Size
+			}
+		}
+		for _, s := range g.Segments {
+			if !del[s.Key] {
+				pl.keptObjects++
+				pl.keptBytes += s.Size
+			}
+		}
+		if g.MetaKey != "" && !del[g.MetaKey] {
+			pl.keptObjects++
+		}
+	}
+}
+
+// prove checks that deleting del leaves every kept export, its
+// generation.json and the whole reach of its chain in place. It guards
+// the rules above against a mistake that would cost restorable data.
+func prove(gens []layout.Generation, kept []exportRef, del map[string]bool) error {
+	left := make([]layout.Generation, len(gens))
+	for i, g := range gens {
+		l := layout.Generation{ID: g.ID, MetaKey: g.MetaKey}
+		if del[g.MetaKey] {
+			l.MetaKey = ""
+		}
+		for _, e := range g.Exports {
+			if !del[e.Key] {
+				l.Exports = append(l.Exports, e)
+			}
+		}
+		for _, s := range g.Segments {
+			if !del[s.Key] {
+				l.Segments = append(l.Segments, s)
+			}
+		}
+		left[i] = l
+	}
+	for _, k := range kept {
+		g, l := gens[k.gen], left[k.gen]
+		if del[k.e.Key] {
+			return fmt.Errorf("retention would delete the kept export %s; nothing was deleted (this is a bug)", k.e.Key)
+		}
+		if g.MetaKey != "" && l.MetaKey == "" {
+			return fmt.Errorf("retention would delete %s of a kept generation; nothing was deleted (this is a bug)", g.MetaKey)
+		}
+		if before, after := g.Reach(k.e.Seq), l.Reach(k.e.Seq); before != after {
+			return fmt.Errorf("retention would shorten the chain from %s (reaching %d) to %d; nothing was deleted (this is a bug)", k.e.Key, before, after)
+		}
+	}
+	return nil
+}

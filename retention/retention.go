@@ -1,0 +1,201 @@
+// Package retention deletes the exports, segments and generations of a
+// replica that no retained point in time needs any more (`tailer prune`,
+// and the run loop between polls).
+//
+// A point (a sequence number, or a moment of tailer's capture clock) is
+// restorable from the newest export at or before it plus the segments
+// after that export. Retention therefore keeps a suffix of all exports, in
+// generation then sequence order, and from the oldest kept export on
+// everything: the exports after it in its generation, every segment that
+// holds a batch after it, and every newer generation whole. Everything
+// older goes: earlier exports and the segments wholly at or before the
+// oldest kept export in its generation, and older generations whole.
+//
+// The oldest kept export is the oldest of:
+//   - the newest export of all (the newest restorable chain is never cut);
+//   - with Policy.KeepExports = N, the N-th newest export;
+//   - with Policy.MaxAge, the newest export taken at or before now-MaxAge,
+//     which is the base `restore --time` picks for that moment (or the
+//     oldest export when none is that old), so every moment of the window
+//     stays restorable.
+//
+// Retention is idempotent and safe to run while `tailer run` ships (it
+// never touches anything after the newest export it listed, and objects
+// listed later are not considered) and while a restore of a retained point
+// reads the bucket (nothing such a restore needs is deleted). A restore of
+// a point outside the window may fail mid-way.
+package retention
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/tailer-backup/tailer/internal/catalog"
+	"github.com/tailer-backup/tailer/internal/layout"
+	"github.com/tailer-backup/tailer/uploader"
+)
+
+// Policy says what to keep. At least one of MaxAge and KeepExports must be
+// set; with both, a point is kept if either rule keeps it.
+type Policy struct {
+	// MaxAge keeps every moment of the last MaxAge restorable (`--retention 7d`).
+	MaxAge time.Duration
+	// KeepExports keeps the N newest exports, across generations, each
+	// with the segments after it (`--retain-exports N`).
+	KeepExports int
+	// DryRun plans and reports, deletes nothing.
+	DryRun bool
+}
+
+// Validate rejects a policy that would keep nothing or is negative.
+func (p Policy) Validate() error {
+	switch {
+	case p.MaxAge < 0:
+		return fmt.Errorf("retention %v is negative", p.MaxAge)
+	case p.KeepExports < 0:
+		return fmt.Errorf("retain-exports %d is negative", p.KeepExports)
+	case p.MaxAge == 0 && p.KeepExports == 0:
+		return errors.New("no retention rule: give a maximum age (--retention 7d) and/or a number of exports to keep (--retain-exports N)")
+	}
+	return nil
+}
+
+// Kind says what a deleted object was.
+type Kind string
+
+// Kinds of objects.
+const (
+	KindExport     Kind = "export"
+	KindSegment    Kind = "segment"
+	KindGeneration Kind = "generation.json"
+)
+
+// Deletion is one object retention deleted (or, in a dry run, would).
+type Deletion struct {
+	Key        string
+	Size       int64
+	Kind       Kind
+	Generation string
+	Reason     string
+}
+
+// Point identifies the oldest restorable point retention kept.
+type Point struct {
+	Generation string
+	ExportSeq  uint64
+	ExportTime time.Time // when the export was taken (its header's time)
+	Why        string    // which rule chose it
+}
+
+// Report says what Apply did.
+type Report struct {
+	DryRun bool
+	// Deleted lists the objects deleted, in the order they were (in a dry
+	// run: would be) deleted.
+	Deleted            []Deletion
+	Objects            int
+	Bytes              int64
+	GenerationsDeleted []string // generations removed whole
+	// Oldest is the oldest restorable point left; zero when the replica
+	// holds no export (nothing was deleted then).
+	Oldest      Point
+	KeptObjects int
+	KeptBytes   int64
+	UnknownKeys int // objects under the prefix tailer did not write (left alone)
+	// ExportTimesFromListing counts exports whose header could not be
+	// read; their upload time was used instead (each is logged).
+	ExportTimesFromListing int
+	Took                   time.Duration
+}
+
+// Apply lists the replica, decides with p what no retained point needs,
+// and deletes it (unless p.DryRun): per generation, exports first (so no
+// remaining export ever lacks its segments), then segments in sequence
+// order, and generation.json last, so a generation being deleted never
+// looks like a generation without metadata that still has data. now is
+// the current time (a parameter so the run loop and tests control it).
+//
+// An error part-way leaves a consistent replica (every remaining export
+// keeps its chain) and the report of what was deleted so far; running it
+// again finishes the job.
+func Apply(ctx context.Context, r uploader.Replica, p Policy, now time.Time, log *slog.Logger) (Report, error) {
+	start := time.Now()
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	rep := Report{DryRun: p.DryRun}
+	if err := p.Validate(); err != nil {
+		return rep, err
+	}
+	gens, unknown, err := catalog.List(ctx, r, nil)
+	if err != nil {
+		return rep, fmt.Errorf("retention: %w", err)
+	}
+	rep.UnknownKeys = len(unknown)
+	times, err := exportTimes(ctx, r, gens, &rep, log)
+	if err != nil {
+		return rep, err
+	}
+	pl, err := decide(gens, times, p, now)
+	if err != nil {
+		return rep, err
+	}
+	rep.Oldest, rep.KeptObjects, rep.KeptBytes = pl.oldest, pl.keptObjects, pl.keptBytes
+	if len(pl.deletions) == 0 {
+		log.Info("retention: nothing to delete", "oldest_generation", pl.oldest.Generation, "oldest_export_seq", pl.oldest.ExportSeq)
+		rep.Took = time.Since(start)
+		return rep, nil
+	}
+	verb := "deleted"
+	if p.DryRun {
+		verb = "would delete"
+	}
+	for _, d := range pl.deletions {
+		if !p.DryRun {
+			if err := r.Delete(ctx, d.Key); err != nil {
+				rep.Took = time.Since(start)
+				return rep, fmt.Errorf("retention: delete %s: %w", d.Key, err)
+			}
+		}
+		log.Info("retention: "+verb, "key", d.Key, "bytes", d.Size, "reason", d.Reason)
+		rep.Deleted = append(rep.Deleted, d)
+		rep.Objects++
+		rep.Bytes += d.Size
+		if d.Kind == KindGeneration {
+			rep.GenerationsDeleted = append(rep.GenerationsDeleted, d.Generation)
+		}
+	}
+	rep.Took = time.Since(start)
+	log.Info("retention: done", "dry_run", p.DryRun, "objects", rep.Objects, "bytes", rep.Bytes,
+		"generations", len(rep.GenerationsDeleted), "oldest_generation", pl.oldest.Generation,
+		"oldest_export_seq", pl.oldest.ExportSeq, "oldest_export_time", pl.oldest.ExportTime)
+	return rep, nil
+}
+
+// exportTimes reads when each export was taken from its header (one small
+// ranged read at each end of the object), the time `restore --time`
+// compares against. An unreadable header falls back to the LIST time,
+// which is later (an export is uploaded after it is taken), so the
+// fallback can only keep more, never less.
+func exportTimes(ctx context.Context, r uploader.Replica, gens []layout.Generation, rep *Report, log *slog.Logger) (map[string]time.Time, error) {
+	out := map[string]time.Time{}
+	for _, g := range gens {
+		for _, e := range g.Exports {
+			h, _, err := catalog.ReadFraming(ctx, r, e.Key, e.Size)
+			if err != nil {
+				if ctx.Err() != nil {
+					return nil, ctx.Err()
+				}
+				log.Warn("retention: cannot read the export's header; using its upload time", "key", e.Key, "err", err)
+				out[e.Key] = e.Modified
+				rep.ExportTimesFromListing++
+				continue
+			}
+			out[e.Key] = h.Created
+		}
+	}
+	return out, nil
+}
