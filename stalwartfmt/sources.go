@@ -1,0 +1,100 @@
+package stalwartfmt
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/tailer-backup/tailer/internal/store"
+	"github.com/tailer-backup/tailer/restore"
+	"github.com/tailer-backup/tailer/secondary"
+	"github.com/tailer-backup/tailer/snapshot"
+)
+
+// ExportLive writes Stalwart's import files for the live store in db,
+// consistent at one sequence number, without stopping Stalwart: the store
+// is frozen from outside (hard links into scratch, as `tailer export`
+// does; never a RocksDB secondary, which crashes on the blob family t) and
+// the snapshot is removed afterwards. scratch must be on the store's
+// filesystem and outside it ("" means db.tailer beside the store).
+func ExportLive(ctx context.Context, db, scratch, out string, opts Options) (Summary, error) {
+	log := opts.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if db == "" {
+		return Summary{}, fmt.Errorf("no --db given: point it at Stalwart's RocksDB directory")
+	}
+	if scratch == "" {
+		scratch = filepath.Join(filepath.Dir(filepath.Clean(db)), filepath.Base(db)+".tailer")
+	}
+	absDB, _ := filepath.Abs(db)
+	if abs, _ := filepath.Abs(scratch); secondary.Inside(abs, absDB) {
+		return Summary{}, fmt.Errorf("--scratch %s is inside the store's directory %s: tailer never writes there; put it beside the store", scratch, db)
+	}
+	if err := checkOutside(out, absDB); err != nil {
+		return Summary{}, err
+	}
+	if err := CheckOut(out); err != nil {
+		return Summary{}, err
+	}
+	snapDir := filepath.Join(scratch, "snapshots", "stalwart-export-"+time.Now().UTC().Format("20060102T150405.000000000"))
+	frozen, err := snapshot.OpenFrozen(ctx, db, snapDir, log)
+	if err != nil {
+		return Summary{}, err
+	}
+	defer frozen.Close()
+	log.Info("store frozen", "db", db, "seq", frozen.Seq)
+	return Export(ctx, frozen.Store, frozen.Seq, out, opts)
+}
+
+// ExportRestore writes Stalwart's import files for a past point of a
+// replica: the state restore.Run would produce for ro.Target. It restores
+// into a hidden temporary RocksDB directory beside out (ro.To is ignored;
+// the space of one restored store is needed there for the duration), then
+// exports from it and removes it. Going through a real RocksDB keeps merges,
+// range deletes and every WAL batch applied exactly as a restore does.
+func ExportRestore(ctx context.Context, ro restore.Options, out string, opts Options) (restore.Result, Summary, error) {
+	if err := CheckOut(out); err != nil {
+		return restore.Result{}, Summary{}, err
+	}
+	parent := filepath.Dir(filepath.Clean(out))
+	if err := os.MkdirAll(parent, 0o755); err != nil {
+		return restore.Result{}, Summary{}, fmt.Errorf("create %s: %w", parent, err)
+	}
+	tmp, err := os.MkdirTemp(parent, "."+filepath.Base(out)+".restore-")
+	if err != nil {
+		return restore.Result{}, Summary{}, fmt.Errorf("create temporary restore directory beside %s: %w", out, err)
+	}
+	defer os.RemoveAll(tmp)
+	ro.To = filepath.Join(tmp, "db")
+	if ro.Work == "" {
+		ro.Work = filepath.Join(tmp, "work")
+	}
+	if ro.Log == nil {
+		ro.Log = opts.Log
+	}
+	res, err := restore.Run(ctx, ro)
+	if err != nil {
+		return res, Summary{}, err
+	}
+	st, err := store.OpenReadOnly(ro.To)
+	if err != nil {
+		return res, Summary{}, fmt.Errorf("open the restored store: %w", err)
+	}
+	defer st.Close()
+	sum, err := Export(ctx, st, res.Seq, out, opts)
+	return res, sum, err
+}
+
+// checkOutside refuses an output directory inside the store's directory:
+// tailer never writes there.
+func checkOutside(out, absDB string) error {
+	if abs, _ := filepath.Abs(out); secondary.Inside(abs, absDB) {
+		return fmt.Errorf("--out %s is inside the store's directory %s: tailer never writes there", out, absDB)
+	}
+	return nil
+}
