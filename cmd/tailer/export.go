@@ -1,0 +1,92 @@
+package main
+
+import (
+	"fmt"
+	"github.com/tailer-backup/tailer/internal/progress"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/tailer-backup/tailer/agent"
+	"github.com/tailer-backup/tailer/export"
+	"github.com/tailer-backup/tailer/stalwartfmt"
+)
+
+func newExportCmd(g *globals) *cobra.Command {
+	var db, replica, scratch, format, out string
+	var progressEvery time.Duration
+	cmd := &cobra.Command{
+		Use:   "export --db DIR (--replica URL | --format stalwart --out DIR)",
+		Short: "Take one consistent full export of a live store, now",
+		Long: `export freezes the live store from outside (hard links into --scratch, no
+lock, nothing written in its directory), streams every column family into a
+full export consistent at one sequence number, and uploads it to the replica
+as a new generation that 'tailer restore' can restore. This is the hot
+export Stalwart's own 'stalwart -e' cannot take while Stalwart runs.
+
+Do not point it at a replica prefix a 'tailer run' is shipping to: run
+takes its own exports (--export-interval).
+
+--format stalwart --out DIR writes Stalwart's own export files instead (one
+LZ4-framed file per subspace, what 'stalwart --export' writes and
+'stalwart --import' reads), from the same frozen view: consistent at one
+sequence number, without stopping Stalwart. Use them to move to another
+DataStore (PostgreSQL, FoundationDB, ...) or to hand a store to Stalwart's
+own import. --out must not exist or be empty; nothing goes to a replica.`,
+		Example: `  tailer export --db /var/lib/stalwart --replica file:///srv/backup/mail-exports
+
+  # Stalwart's import files, hot
+  tailer export --db /var/lib/stalwart --format stalwart --out /srv/stalwart-export
+  stalwart --config /etc/stalwart/config.json --import /srv/stalwart-export   # on the new store`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			set := cmd.Flags().Changed
+			if err := checkFormat(format, set, []string{"replica"}, []string{"out", "progress"}); err != nil {
+				return err
+			}
+			if format == formatStalwart {
+				log, err := g.logger()
+				if err != nil {
+					return err
+				}
+				if out == "" {
+					return fmt.Errorf("--format stalwart needs --out DIR: a new or empty directory for Stalwart's import files")
+				}
+				sum, err := stalwartfmt.ExportLive(cmd.Context(), db, scratch, out, stalwartOptions(log, progressEvery))
+				if err != nil {
+					return err
+				}
+				printStalwartSummary(cmd.OutOrStdout(), sum)
+				return nil
+			}
+			log, r, err := g.setup(cmd, replica)
+			if err != nil {
+				return err
+			}
+			if db == "" {
+				return fmt.Errorf("no --db given: point it at Stalwart's RocksDB directory")
+			}
+			rep := newExportProgress(log, db)
+			meta, res, err := agent.ExportOnce(cmd.Context(), db, scratch, r, log, func(s export.Stats) {
+				log.Debug("exporting", "family", s.Family, "keys", s.Keys, "bytes", s.Written)
+				rep.Set(s.Written)
+			})
+			if err != nil {
+				rep.Abort()
+				return err
+			}
+			rep.Done()
+			fmt.Fprintf(cmd.OutOrStdout(), "exported %s at seq %d: %d keys, %s raw, %s written in %s (generation %s)\n",
+				db, res.Seq, res.Stats.Keys, progress.HumanBytes(res.Stats.RawBytes), progress.HumanBytes(res.Stats.Written), roundDur(res.Stats.Elapsed), meta.ID)
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&db, "db", "", "the live store's directory, required")
+	f.StringVar(&replica, "replica", "", "where to upload: s3://BUCKET/PREFIX or file:///DIR, required with --format tailer")
+	f.StringVar(&scratch, "scratch", "", "working directory on the store's filesystem, outside it (default: DB.tailer)")
+	f.StringVar(&format, "format", formatTailer, "tailer: a restorable generation in --replica; stalwart: Stalwart's import files in --out")
+	f.StringVar(&out, "out", "", "with --format stalwart: directory for the files (must not exist or be empty)")
+	f.DurationVar(&progressEvery, "progress", 5*time.Second, "with --format stalwart: how often to log progress")
+	return cmd
+}

@@ -1,0 +1,170 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/spf13/cobra"
+
+	"github.com/tailer-backup/tailer/agent"
+	"github.com/tailer-backup/tailer/compaction"
+	"github.com/tailer-backup/tailer/retention"
+)
+
+func newRunCmd(g *globals) *cobra.Command {
+	var (
+		cfg      agent.Config
+		replicas []string
+		listen   string
+		levels   string
+		keepFor  string
+	)
+	cmd := &cobra.Command{
+		Use:   "run --db DIR --replica URL",
+		Short: "Tail a live store and ship it to a replica, forever (the sidecar)",
+		Long: `run opens the store as a RocksDB secondary (no lock, nothing written in its
+directory), and every --poll catches up with the primary, seals the new WAL
+batches into a segment in the local spool and uploads it. Each generation
+starts with a full export taken from a hard-linked snapshot of the store;
+a new generation starts on the first run, after a WAL gap (tailer was down
+while the primary deleted the WAL it needed), or when the store is replaced.
+
+--scratch must be on the primary's filesystem (hard links) and outside its
+directory. The spool survives crashes and bucket outages: what it holds is
+uploaded first at the next start. SIGTERM/SIGINT seal and ship what is in
+hand, then exit 0.
+
+Only one 'tailer run' writes to a replica prefix: it holds a lease object
+(lease.json, conditional writes) that it renews every --lease-ttl/3. A second
+one exits naming the holder (or waits, --lease-wait); --force-takeover takes
+the lease from a tailer that is gone for good.
+
+Metrics (Prometheus), /healthz and /readyz are served on --listen.`,
+		Example: `  # Stalwart's store in /var/lib/stalwart, backups to MinIO:
+  AWS_ACCESS_KEY_ID=... AWS_SECRET_ACCESS_KEY=... \
+  tailer run --db /var/lib/stalwart --scratch /var/lib/stalwart.tailer \
+    --replica 's3://backups/mail?endpoint=http://minio:9000'
+
+  # Two replicas: an on-site MinIO for fast restores, AWS S3 off-site:
+  tailer run --db /var/lib/stalwart --replica 's3://backups/mail?endpoint=http://minio:9000' \
+    --replica s3://offsite-backups/mail
+
+  # To a local directory, polling every 500 ms, an export every 6 hours:
+  tailer run --db /var/lib/stalwart --replica file:///srv/backup/mail --poll 500ms --export-interval 6h`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			lv, err := parseLevels(levels)
+			if err != nil {
+				return err
+			}
+			if len(lv) > 0 {
+				cfg.Compaction = &compaction.Options{Levels: lv}
+			}
+			if keepFor != "" {
+				if cfg.Retention.MaxAge, err = retention.ParseAge(keepFor); err != nil {
+					return fmt.Errorf("--retention %q: %w", keepFor, err)
+				}
+			}
+			if len(replicas) == 0 {
+				return errors.New("no --replica given: e.g. --replica s3://backups/stalwart or --replica file:///var/backups/stalwart")
+			}
+			var log *slog.Logger
+			for _, u := range replicas {
+				l, r, err := g.setup(cmd, u)
+				if err != nil {
+					return err
+				}
+				log = l
+				cfg.Replicas = append(cfg.Replicas, r)
+			}
+			reg := prometheus.NewRegistry()
+			reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+			cfg.Registry, cfg.Log = reg, log
+			a, err := agent.New(cfg)
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			if listen != "" {
+				srv, err := serveHTTP(listen, reg, a, log)
+				if err != nil {
+					return err
+				}
+				defer srv.Shutdown(context.Background())
+			}
+			log.Info("tailer running", "db", cfg.DB, "replicas", replicas, "poll", cfg.Poll, "export_interval", cfg.ExportInterval)
+			return a.Run(ctx)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.DB, "db", "", "the live store's directory (Stalwart's RocksDb.path), required")
+	f.StringArrayVar(&replicas, "replica", nil, "where to ship: s3://BUCKET/PREFIX or file:///DIR, required; repeat it to ship to several replicas (each with its own spool, retries, lag and lease)")
+	f.StringVar(&cfg.Scratch, "scratch", "", "tailer's working directory on the store's filesystem, outside it (default: DB.tailer beside the store)")
+	f.StringVar(&cfg.Spool, "spool", "", "durable upload queue (default: SCRATCH/spool)")
+	f.DurationVar(&cfg.Poll, "poll", time.Second, "how often to catch up and seal a segment")
+	f.DurationVar(&cfg.ExportInterval, "export-interval", 24*time.Hour, "how often to take a full export (0 disables periodic exports; a new generation always takes one)")
+	f.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "on SIGTERM, how long to keep uploading the spool before exiting")
+	f.Int64Var(&cfg.SpoolMaxBytes, "spool-max-bytes", 0, "cap on the spool; when a long bucket outage fills it, sealing pauses (nothing is dropped) until uploads free room (0: no cap)")
+	f.StringVar(&levels, "compact-levels", "1m,1h", "merge per-poll segments into windows of these widths, comma-separated (\"\" disables compaction)")
+	f.StringVar(&keepFor, "retention", "", "keep every moment of this last period restorable (e.g. 7d, 2w, 36h) and delete what no retained point needs (default: keep everything)")
+	f.IntVar(&cfg.Retention.KeepExports, "retain-exports", 0, "also keep the N newest exports with the segments after them")
+	f.DurationVar(&cfg.MaintenanceInterval, "maintenance-interval", 5*time.Minute, "how often compaction and retention run (negative: never)")
+	f.DurationVar(&cfg.LeaseTTL, "lease-ttl", 30*time.Second, "life of the replica's single-writer lease without renewal (negative: no lease, for servers without conditional writes)")
+	f.DurationVar(&cfg.LeaseWait, "lease-wait", 0, "wait this long for another tailer's lease on the replica to expire (default: exit at once, naming the holder)")
+	f.BoolVar(&cfg.ForceTakeover, "force-takeover", false, "take the replica's lease even if another tailer holds it (that tailer stops at its next renewal)")
+	f.DurationVar(&cfg.PinInterval, "wal-pin-interval", 50*time.Millisecond, "how often to hard-link new WAL files of the store into --scratch, so batches survive their deletion by the primary (negative disables)")
+	f.DurationVar(&cfg.ReadyMaxLag, "ready-max-lag", 2*time.Minute, "/readyz fails while an object has waited longer than this in the spool (the replica falls behind)")
+	f.StringVar(&listen, "listen", "127.0.0.1:9464", "address for /metrics, /healthz and /readyz (empty disables)")
+	return cmd
+}
+
+// serveHTTP serves metrics and health on a listener the caller shuts down.
+func serveHTTP(addr string, reg *prometheus.Registry, a *agent.Agent, log *slog.Logger) (*http.Server, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("--listen %s: %w (choose a free port, or --listen '' to disable)", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if ok, why := a.Ready(); !ok {
+			http.Error(w, why, http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ready")
+	})
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("metrics listener stopped", "err", err)
+		}
+	}()
+	log.Info("serving metrics and health", "addr", ln.Addr().String())
+	return srv, nil
+}
+
+// parseLevels reads --compact-levels.
+func parseLevels(s string) ([]time.Duration, error) {
+	var out []time.Duration
+	for _, part := range strings.Split(s, ",") {
+		if part = strings.TrimSpace(part); part == "" {
+			continue
+		}
+		d, err := time.ParseDuration(part)
+		if err != nil || d <= 0 {
+			return nil, fmt.Errorf("--compact-levels %q: want positive durations like 1m,1h", s)
+		}
+		out = append(out, d)
+	}
+	return out, nil
+}

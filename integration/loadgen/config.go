@@ -1,0 +1,110 @@
+package loadgen
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/tailer-backup/tailer/internal/stalwart"
+)
+
+// Defaults for Config's zero values, chosen so that a test of a few
+// thousand transactions sees flushes, blob files and changelog purges.
+const (
+	DefaultAccounts        = 20
+	DefaultWriteBufferSize = 1 << 20
+	DefaultLargeBlobShare  = 0.30
+	DefaultSmallBlobMax    = 8 << 10
+	DefaultLargeBlobMax    = 48 << 10
+	DefaultChangesHistory  = 64
+)
+
+// Config describes the primary store to create and the shape of its load.
+// Zero values take the defaults above.
+type Config struct {
+	// Dir is the primary's RocksDB directory; it is created. It must not
+	// exist, be empty, or (with Reset) hold a RocksDB store.
+	Dir string
+	// Seed makes the content a pure function of Seed and transaction
+	// number: the same Config writes the same store.
+	Seed int64
+	// Accounts is the number of mail accounts (ids 1..Accounts). Default 20.
+	Accounts int
+	// WriteBufferSize is every family's memtable size. Default 1 MiB, far
+	// below RocksDB's 64 MiB, so flushes and WAL rotation happen often.
+	WriteBufferSize uint64
+	// MaxTotalWALSize caps the live WAL: beyond it RocksDB flushes the
+	// families that hold the oldest WAL file and deletes it, so WAL files
+	// disappear every few hundred transactions even though quiet families
+	// (u, y, j...) rarely fill a memtable. 0 means 8 x WriteBufferSize;
+	// negative leaves RocksDB's default (4 x the sum of all memtables), as
+	// Stalwart does (it never sets this option), so WALs live much longer.
+	MaxTotalWALSize int64
+	// LargeBlobShare is the share of deliveries whose blob is larger than
+	// stalwart.BlobMinSize and so lands in a blob file. 0 means the default
+	// (0.30); negative means none.
+	LargeBlobShare float64
+	// SmallBlobMax is the largest small blob (small ones are 1 KiB..this).
+	// Default 8 KiB; it must stay below stalwart.BlobMinSize.
+	SmallBlobMax int
+	// LargeBlobMax is the largest large blob. Default 48 KiB.
+	LargeBlobMax int
+	// ChangesHistory is the number of changelog entries the purge keeps
+	// per account and collection (Stalwart's maxChangesHistory, 10000 by
+	// default there; small here so purges happen in short runs). Default 64.
+	ChangesHistory int
+	// Reset lets Open destroy a RocksDB store already in Dir and start a
+	// fresh one; without it such a Dir is an error, so that a mistyped
+	// path never wipes a store.
+	Reset bool
+	// AfterTx, if set, is called by Run after every transaction, on Run's
+	// goroutine, so a caller can report progress, take marks or flush
+	// between transactions; an error stops Run and is returned by it.
+	AfterTx func(Tx) error
+}
+
+func (c Config) withDefaults() (Config, error) {
+	if c.Dir == "" {
+		return c, errors.New("loadgen: Config.Dir is empty")
+	}
+	if c.Accounts == 0 {
+		c.Accounts = DefaultAccounts
+	}
+	if c.WriteBufferSize == 0 {
+		c.WriteBufferSize = DefaultWriteBufferSize
+	}
+	if c.MaxTotalWALSize == 0 {
+		c.MaxTotalWALSize = 8 * int64(c.WriteBufferSize)
+	}
+	if c.LargeBlobShare == 0 {
+		c.LargeBlobShare = DefaultLargeBlobShare
+	}
+	if c.LargeBlobShare < 0 {
+		c.LargeBlobShare = 0
+	}
+	if c.SmallBlobMax == 0 {
+		c.SmallBlobMax = DefaultSmallBlobMax
+	}
+	if c.LargeBlobMax == 0 {
+		c.LargeBlobMax = DefaultLargeBlobMax
+	}
+	if c.ChangesHistory == 0 {
+		c.ChangesHistory = DefaultChangesHistory
+	}
+	switch {
+	case c.Accounts < 1:
+		return c, fmt.Errorf("loadgen: Accounts %d < 1", c.Accounts)
+	case c.Accounts > 1<<20:
+		return c, fmt.Errorf("loadgen: Accounts %d is more than this generator models", c.Accounts)
+	case c.LargeBlobShare > 1:
+		return c, fmt.Errorf("loadgen: LargeBlobShare %v > 1", c.LargeBlobShare)
+	case c.SmallBlobMax < 1024 || c.SmallBlobMax >= stalwart.BlobMinSize:
+		return c, fmt.Errorf("loadgen: SmallBlobMax %d must be in [1024, %d)", c.SmallBlobMax, stalwart.BlobMinSize)
+	case c.LargeBlobMax <= stalwart.BlobMinSize:
+		return c, fmt.Errorf("loadgen: LargeBlobMax %d must exceed %d", c.LargeBlobMax, stalwart.BlobMinSize)
+	case c.ChangesHistory < 1:
+		return c, fmt.Errorf("loadgen: ChangesHistory %d < 1", c.ChangesHistory)
+	case c.WriteBufferSize < 64<<10:
+		return c, fmt.Errorf("loadgen: WriteBufferSize %d below 64 KiB", c.WriteBufferSize)
+	}
+	return c, nil
+}

@@ -1,0 +1,37 @@
+// Package loadgen writes a RocksDB store that looks like the one Stalwart
+// 0.16 writes, while tailer tails it: the same column families (one per
+// subspace letter, opened through internal/store so the merge operator,
+// blob files and SST format_version 6 are Stalwart's), small write buffers
+// so that flushes, WAL rotation and WAL deletion happen often, and
+// transactions shaped like Stalwart's — one WriteBatch each, written with
+// default WriteOptions (WAL on, not synced).
+//
+// The transaction mix (the key and value layouts follow the design note
+// stalwart-store.md, read from Stalwart's source):
+//
+//   - delivery (~55%): a blob in t (large ones go to blob files), blob
+//     links in k, properties in p, index entries in i and b, counter and
+//     quota merges in n, sometimes rate and queue counters in y and u, an
+//     indexing task in f, and the changelog in l.
+//   - flag change (~20%): keyword puts in p and b (deletes when a keyword
+//     is cleared), a changelog entry with item updates.
+//   - expunge (~12%): deletes of every key of the message, sometimes a blob
+//     purge in t, a negative quota merge, a changelog entry with item
+//     deletes (and sometimes a vanished-Email entry).
+//   - changelog purge (~4%): DeleteRange in l then an empty-valued
+//     truncation marker at the first kept key.
+//   - counter cleanup (~3%): deletes of zero counters in n, u and y.
+//   - churn (~6%): in-memory values (m, with SingleDelete), queue (q and
+//     its u quota), tasks (f), deleted items (j), rate counter resets (y).
+//
+// Every transaction that changes an account's data bumps that account's
+// change id in n and writes one l entry per collection touched with it, in
+// the same batch, as Stalwart does.
+//
+// Content is a pure function of the seed and of the transaction number
+// (each transaction draws from its own generator seeded with both, and the
+// in-memory model it reads evolves deterministically), so two generators
+// with the same Config write byte-identical stores: tests compare a
+// restored store with the primary through Marks — per-family digests taken
+// from one RocksDB snapshot — recorded while writing.
+package loadgen
