@@ -74,9 +74,11 @@ type Config struct {
 	Compaction          *compaction.Options
 	Retention           retention.Policy
 	MaintenanceInterval time.Duration
-	// PinInterval is how often new WAL files of the primary are hard-linked
-	// into Scratch (default 50ms; negative disables WAL pinning). It must be
-	// shorter than a WAL file's life under the primary's heaviest load.
+	// PinInterval is how often the primary's directory is scanned for new
+	// WAL files to hard-link into Scratch, as a backstop to the directory
+	// watch that pins them as they appear (default 50ms; negative disables
+	// WAL pinning). Without the watch it must be shorter than a WAL file's
+	// life under the primary's heaviest load.
 	PinInterval time.Duration
 	Registry    prometheus.Registerer
 	Log         *slog.Logger

@@ -121,7 +121,7 @@ Metrics (Prometheus), /healthz and /readyz are served on --listen.`,
 	f.DurationVar(&cfg.LeaseTTL, "lease-ttl", 30*time.Second, "life of the replica's single-writer lease without renewal (negative: no lease, for servers without conditional writes)")
 	f.DurationVar(&cfg.LeaseWait, "lease-wait", 0, "wait this long for another tailer's lease on the replica to expire (default: exit at once, naming the holder)")
 	f.BoolVar(&cfg.ForceTakeover, "force-takeover", false, "take the replica's lease even if another tailer holds it (that tailer stops at its next renewal)")
-	f.DurationVar(&cfg.PinInterval, "wal-pin-interval", 50*time.Millisecond, "how often to hard-link new WAL files of the store into --scratch, so batches survive their deletion by the primary (negative disables)")
+	f.DurationVar(&cfg.PinInterval, "wal-pin-interval", 50*time.Millisecond, "new WAL files of the store are hard-linked into --scratch as they appear (directory watch), so batches survive their deletion by the primary; this is how often the directory is also scanned (negative disables pinning)")
 	f.DurationVar(&cfg.ReadyMaxLag, "ready-max-lag", 2*time.Minute, "/readyz fails while an object has waited longer than this in the spool (the replica falls behind)")
 	f.StringVar(&listen, "listen", "127.0.0.1:9464", "address for /metrics, /healthz and /readyz (empty disables)")
 	return cmd
