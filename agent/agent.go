@@ -162,7 +162,7 @@ type Agent struct {
 	m       *metrics
 	targets []*target // one per replica
 	sec     *secondary.Secondary
-	pins    *walpin.Pinner // nil when pinning is disabled
+	pins    *walpin.Pinner // reads the WAL; direct (no pins) when pinning is off
 	walCur  walpin.Cursor  // where the pinned WAL was read up to
 	// lastCatchUp is when the secondary last caught up (see catchUpEvery).
 	lastCatchUp time.Time
@@ -244,6 +244,9 @@ func (a *Agent) Run(ctx context.Context) error {
 		pinCtx, stopPins := context.WithCancel(ctx)
 		defer stopPins()
 		go pins.Run(pinCtx, a.cfg.PinInterval)
+	} else {
+		a.pins = walpin.NewDirect(a.cfg.DB, a.log)
+		a.log.Warn(a.pins.Disabled())
 	}
 	sec, err := secondary.Open(a.cfg.DB, a.cfg.Scratch)
 	if err != nil {

@@ -30,14 +30,13 @@ func (a *Agent) poll(ctx, expCtx context.Context) error {
 	if a.newGenWhy != "" || a.gen == nil {
 		return a.startGeneration(ctx, expCtx)
 	}
-	// With WAL pinning the batches come from the pinned copies, read to
-	// their last complete record; the secondary then only serves the
+	// The batches come from the (pinned) WAL files, read to their last
+	// complete record; the secondary only serves the
 	// backwards-sequence check, new families and the metrics, so it is
 	// caught up every catchUpEvery instead of every poll (its catch-up
 	// replays every write into memtables: a fifth of tailer's CPU at full
 	// speed, docs/benchmarks.md). The cheap lineage check runs every poll.
-	pinned := a.pins != nil && a.pins.Disabled() == ""
-	fresh := !pinned || a.waitFor > 0 || a.cfg.Now().Sub(a.lastCatchUp) >= catchUpEvery
+	fresh := a.waitFor > 0 || a.cfg.Now().Sub(a.lastCatchUp) >= catchUpEvery
 	var err error
 	if fresh {
 		err = a.sec.CatchUp()
@@ -67,13 +66,13 @@ func (a *Agent) poll(ctx, expCtx context.Context) error {
 			return nil
 		}
 	}
-	if latest > a.lastShipped || pinned {
-		if full, err := a.spoolIsFull(); err != nil || full {
-			return err
-		}
-		if err := a.tail(ctx, latest); err != nil {
-			return err
-		}
+	// The WAL files are read every poll, whatever the (possibly stale)
+	// secondary says: they are ahead of it.
+	if full, err := a.spoolIsFull(); err != nil || full {
+		return err
+	}
+	if err := a.tail(ctx, latest); err != nil {
+		return err
 	}
 	a.releasePins()
 	a.m.lastPollOK.SetToCurrentTime()
@@ -130,11 +129,11 @@ var errNewFamily = errors.New("a batch writes a column family the secondary does
 
 // tail reads the batches after lastShipped and seals them into segments.
 //
-// With WAL pinning (the normal case) batches are read from the pinned
-// copies of the primary's WAL files with tailer's own reader, continuing
-// from a cursor, up to the secondary's latest sequence. RocksDB's own WAL
-// iterator (GetUpdatesSince) is used only when pinning is impossible: on
-// a secondary it reads batches newer than the secondary's last catch-up,
+// Batches are read from the pinned copies of the primary's WAL files (or,
+// when pinning is off, from the primary's files in place) with tailer's
+// own reader, continuing from a cursor, to the last complete record.
+// RocksDB's own WAL iterator (GetUpdatesSince) is not used: on a
+// secondary it reads batches newer than the secondary's last catch-up,
 // which Debian's RocksDB 9.10 (built with assertions) answers with an
 // abort under sustained load (transaction_log_impl.cc:278, seen in the
 // 10-minute soak), and it cannot see WAL files the primary deleted.
@@ -179,48 +178,25 @@ func (a *Agent) tail(ctx context.Context, latest uint64) error {
 		}
 		return nil
 	}
-	// fromPins fills [want, upTo] from pinned WAL copies, if any.
-	fromPins := func(upTo uint64) error {
-		if a.pins == nil || upTo < want {
-			return nil
-		}
-		n, err := a.pins.Read(want, upTo, take)
-		a.m.pinnedBatches.Add(float64(n))
-		return err
-	}
+	// Every complete record: the WAL files are ahead of the secondary.
 	var err error
-	if a.pins != nil && a.pins.Disabled() == "" {
-		// Every complete record: the pinned WAL is ahead of the secondary.
-		a.walCur, err = a.pins.Next(a.walCur, want, math.MaxUint64, func(seq uint64, data []byte) error {
-			seen++
-			a.m.pinnedBatches.Inc()
-			return take(seq, data)
-		})
-		if errors.Is(err, walpin.ErrNotPinned) {
-			err = gapError{want: want}
-		}
-		if err != nil {
-			a.walCur = walpin.Cursor{} // re-find by sequence number next time
-		}
-	} else {
-		err = a.sec.Batches(ctx, want, 0, func(b secondary.Batch) error {
-			seen++
-			if b.Seq > want {
-				if err := fromPins(b.Seq - 1); err != nil {
-					return err
-				}
-			}
-			return take(b.Seq, b.Data)
-		})
+	a.walCur, err = a.pins.Next(a.walCur, want, math.MaxUint64, func(seq uint64, data []byte) error {
+		seen++
+		a.m.pinnedBatches.Inc()
+		return take(seq, data)
+	})
+	if errors.Is(err, walpin.ErrNotPinned) {
+		err = gapError{want: want}
 	}
-	if err == nil && seen == 0 {
-		// The store is ahead of what was shipped but RocksDB returned no
-		// batch at or after it: its WAL files were deleted (or are being
-		// switched, for a moment). The pins may hold them.
-		if err = fromPins(latest); err == nil && want <= latest {
-			if a.emptyPolls++; a.emptyPolls >= emptyPollsForGap {
-				err = gapError{want: want}
-			}
+	if err != nil {
+		a.walCur = walpin.Cursor{} // re-find by sequence number next time
+	}
+	if err == nil && seen == 0 && want <= latest {
+		// The store is ahead of what was shipped but no WAL file holds a
+		// batch at or after it: the primary deleted it (or is switching
+		// files, for a moment).
+		if a.emptyPolls++; a.emptyPolls >= emptyPollsForGap {
+			err = gapError{want: want}
 		}
 	}
 	if err == nil {

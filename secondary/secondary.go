@@ -1,9 +1,11 @@
 // Package secondary opens a live Stalwart store as a RocksDB secondary
 // instance: read-only, in a scratch directory tailer owns, without the
-// primary's LOCK, so Stalwart keeps running untouched. Each poll calls
-// CatchUp (TryCatchUpWithPrimary) and then reads the new WAL batches with
-// Batches (GetUpdatesSince), which RocksDB serves from the primary's WAL
-// files.
+// primary's LOCK, so Stalwart keeps running untouched. CatchUp
+// (TryCatchUpWithPrimary) gives the latest sequence number (the gap and
+// backwards checks) and the column families. The WAL batches themselves
+// are not read through the secondary's GetUpdatesSince, which Debian's
+// RocksDB 9.10 answers with an assertion abort under sustained load, but
+// from the WAL files by package walpin.
 //
 // Values are never iterated through the secondary: RocksDB 9.10 crashes
 // iterating a family with blob files (Stalwart's t) on a secondary; full
@@ -11,8 +13,6 @@
 package secondary
 
 import (
-	"bytes"
-	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -126,45 +126,6 @@ func (s *Secondary) Families() []segment.Family { return s.st.FamilyTable() }
 
 // Primary is the primary's directory.
 func (s *Secondary) Primary() string { return s.primary }
-
-// Batch is one WAL batch as RocksDB returned it.
-type Batch struct {
-	Seq  uint64 // sequence number of its first record
-	Data []byte // raw WriteBatch, copied out of RocksDB
-}
-
-// Batches calls fn for each WAL batch RocksDB returns starting at the
-// batch that contains from (or, when the WAL holding it is gone, the first
-// batch still available: the caller must compare and treat a later start
-// as a gap). It stops after maxBytes of batch data (0: no limit), when fn
-// returns an error, or when ctx is done.
-func (s *Secondary) Batches(ctx context.Context, from uint64, maxBytes int, fn func(Batch) error) error {
-	it, err := s.st.DB.GetUpdatesSince(from)
-	if err != nil {
-		return fmt.Errorf("read WAL of %s since seq %d: %w", s.primary, from, err)
-	}
-	defer it.Destroy()
-	total := 0
-	for ; it.Valid(); it.Next() {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		wb, seq := it.GetBatch()
-		data := bytes.Clone(wb.Data())
-		wb.Destroy()
-		if err := fn(Batch{Seq: seq, Data: data}); err != nil {
-			return err
-		}
-		total += len(data)
-		if maxBytes > 0 && total >= maxBytes {
-			return nil
-		}
-	}
-	if err := it.Err(); err != nil {
-		return fmt.Errorf("read WAL of %s since seq %d: %w", s.primary, from, err)
-	}
-	return nil
-}
 
 // Close releases the secondary instance.
 func (s *Secondary) Close() { s.st.Close() }

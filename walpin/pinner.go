@@ -20,8 +20,17 @@ import (
 	"github.com/tailer-backup/tailer/internal/wbatch"
 )
 
-// Pinner hard-links the primary's WAL files into a directory of its own.
-// Pin and Run may run concurrently with Read and Release.
+// Pinner hard-links the primary's WAL files into a directory of its own
+// and reads batches from them. Pin and Run may run concurrently with
+// Next and Release.
+//
+// When pinning is impossible (the pin directory is on another filesystem)
+// or switched off, the Pinner is "direct": it reads the primary's own WAL
+// files in place, read-only, so tailer still never uses RocksDB's WAL
+// iterator (GetUpdatesSince) on its secondary, which Debian's RocksDB 9.10
+// (built with assertions) answers with an abort under sustained load. A
+// direct Pinner cannot keep a file the primary deletes: falling behind
+// the primary's WAL deletion is then a gap, which the caller detects.
 type Pinner struct {
 	primary, dir string
 	log          *slog.Logger
@@ -29,6 +38,7 @@ type Pinner struct {
 	mu          sync.Mutex
 	pins        map[uint64]*pin
 	disabledWhy string
+	direct      bool // read the primary's files in place; link nothing
 }
 
 type pin struct {
@@ -36,6 +46,7 @@ type pin struct {
 	path     string
 	firstSeq uint64 // sequence number of its first batch, once known
 	known    bool
+	owned    bool // a link in the pin directory: Release and Reset may remove it
 }
 
 // New prepares dir (created if needed) and adopts pins left there by an
@@ -54,10 +65,20 @@ func New(primary, dir string, log *slog.Logger) (*Pinner, error) {
 	}
 	for _, e := range entries {
 		if n, ok := walNumber(e.Name()); ok {
-			p.pins[n] = &pin{number: n, path: filepath.Join(dir, e.Name())}
+			p.pins[n] = &pin{number: n, path: filepath.Join(dir, e.Name()), owned: true}
 		}
 	}
 	return p, nil
+}
+
+// NewDirect returns a Pinner that links nothing and reads the primary's
+// WAL files in place (pinning switched off by the operator).
+func NewDirect(primary string, log *slog.Logger) *Pinner {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Pinner{primary: primary, log: log, pins: map[uint64]*pin{}, direct: true,
+		disabledWhy: "WAL pinning is switched off: batches are read from the primary's WAL files in place"}
 }
 
 // walNumber parses a WAL file name, "000123.log".
@@ -71,7 +92,8 @@ func walNumber(name string) (uint64, bool) {
 }
 
 // Disabled says why pinning is off ("" when it works): hard links fail
-// when the scratch directory is on another filesystem than the store.
+// when the scratch directory is on another filesystem than the store, or
+// the Pinner was made by NewDirect. Reading works either way.
 func (p *Pinner) Disabled() string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -79,14 +101,16 @@ func (p *Pinner) Disabled() string {
 }
 
 // Pin links every WAL file of the primary not pinned yet and returns how
-// many it linked.
+// many it linked. A direct Pinner only refreshes its view of the
+// primary's WAL files.
 func (p *Pinner) Pin() (int, error) {
-	if p.Disabled() != "" {
-		return 0, nil
-	}
 	entries, err := os.ReadDir(p.primary)
 	if err != nil {
 		return 0, fmt.Errorf("list WAL files of %s: %w", p.primary, err)
+	}
+	if p.isDirect() {
+		p.refreshDirect(entries)
+		return 0, nil
 	}
 	linked := 0
 	for _, e := range entries {
@@ -101,11 +125,43 @@ func (p *Pinner) Pin() (int, error) {
 		if did {
 			linked++
 		}
-		if p.Disabled() != "" {
+		if p.isDirect() {
+			p.refreshDirect(entries)
 			return linked, nil
 		}
 	}
 	return linked, nil
+}
+
+func (p *Pinner) isDirect() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.direct
+}
+
+// refreshDirect makes the primary's WAL files listed in entries the
+// files read in place, and forgets those the primary deleted. Pins owned
+// from before (links made by an earlier run) stay: they may still bridge
+// a gap.
+func (p *Pinner) refreshDirect(entries []os.DirEntry) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	present := map[uint64]bool{}
+	for _, e := range entries {
+		n, ok := walNumber(e.Name())
+		if !ok {
+			continue
+		}
+		present[n] = true
+		if _, have := p.pins[n]; !have {
+			p.pins[n] = &pin{number: n, path: filepath.Join(p.primary, e.Name())}
+		}
+	}
+	for n, x := range p.pins {
+		if !x.owned && !present[n] {
+			delete(p.pins, n)
+		}
+	}
 }
 
 // pinOne hard-links the primary's WAL file name (number n) into the pin
@@ -113,7 +169,7 @@ func (p *Pinner) Pin() (int, error) {
 // an error (the gap check sees what is missing); a link across
 // filesystems disables pinning, loudly.
 func (p *Pinner) pinOne(n uint64, name string) (bool, error) {
-	if p.Disabled() != "" {
+	if p.isDirect() {
 		return false, nil
 	}
 	p.mu.Lock()
@@ -129,9 +185,9 @@ func (p *Pinner) pinOne(n uint64, name string) (bool, error) {
 	case errors.Is(err, os.ErrNotExist):
 		return false, nil // deleted meanwhile
 	case errors.Is(err, syscall.EXDEV) || errors.Is(err, syscall.EPERM):
-		why := fmt.Sprintf("hard links from %s into %s fail (%v): WAL pinning is off, so a tailer that falls behind the primary's WAL deletion starts a new generation; put --scratch on the store's filesystem", p.primary, p.dir, err)
+		why := fmt.Sprintf("hard links from %s into %s fail (%v): WAL pinning is off and batches are read from the store's WAL files in place, so a tailer that falls behind the primary's WAL deletion starts a new generation; put --scratch on the store's filesystem", p.primary, p.dir, err)
 		p.mu.Lock()
-		p.disabledWhy = why
+		p.disabledWhy, p.direct = why, true
 		p.mu.Unlock()
 		p.log.Warn(why)
 		return false, nil
@@ -139,7 +195,7 @@ func (p *Pinner) pinOne(n uint64, name string) (bool, error) {
 		return false, fmt.Errorf("pin WAL %s: %w", name, err)
 	}
 	p.mu.Lock()
-	p.pins[n] = &pin{number: n, path: dst}
+	p.pins[n] = &pin{number: n, path: dst, owned: true}
 	p.mu.Unlock()
 	return true, nil
 }
@@ -261,47 +317,6 @@ func firstSeq(path string) (uint64, bool) {
 	return 0, false
 }
 
-// Read calls fn, in order, with each pinned batch that ends at or after
-// from and starts at or before to, starting from the newest pin that
-// begins at or before from. It returns the number of batches delivered.
-// The caller checks continuity: pins cover what they cover.
-func (p *Pinner) Read(from, to uint64, fn func(seq uint64, data []byte) error) (int, error) {
-	pins := p.sorted()
-	start := 0
-	for i, x := range pins {
-		if x.known && x.firstSeq <= from {
-			start = i
-		}
-	}
-	delivered := 0
-	for _, x := range pins[start:] {
-		if x.known && x.firstSeq > to {
-			break
-		}
-		err := ReadFile(x.path, x.number, func(b []byte) error {
-			h, err := wbatch.ReadHeader(b)
-			if err != nil {
-				return fmt.Errorf("pinned WAL %s: %w", x.path, err)
-			}
-			if h.Count == 0 || h.LastSeq() < from {
-				return nil
-			}
-			if h.Seq > to {
-				return errStop
-			}
-			delivered++
-			return fn(h.Seq, append([]byte(nil), b...))
-		})
-		if errors.Is(err, errStop) {
-			break
-		}
-		if err != nil {
-			return delivered, err
-		}
-	}
-	return delivered, nil
-}
-
 // Release drops the pins whose every batch is at or before shipped: a pin
 // is done when the next pinned file starts at or before shipped+1.
 func (p *Pinner) Release(shipped uint64) (int, error) {
@@ -311,6 +326,9 @@ func (p *Pinner) Release(shipped uint64) (int, error) {
 		next := pins[i+1]
 		if !next.known || next.firstSeq > shipped+1 {
 			break
+		}
+		if !pins[i].owned {
+			continue // the primary's own file: never removed by tailer
 		}
 		if err := os.Remove(pins[i].path); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return released, fmt.Errorf("release WAL pin %s: %w", pins[i].path, err)
@@ -328,6 +346,9 @@ func (p *Pinner) Stats() (files int, bytes int64) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for _, x := range p.pins {
+		if !x.owned {
+			continue
+		}
 		if st, err := os.Stat(x.path); err == nil {
 			files++
 			bytes += st.Size()
@@ -396,6 +417,12 @@ func (p *Pinner) Next(cur Cursor, want, to uint64, fn func(seq uint64, data []by
 			}
 			return fn(h.Seq, append([]byte(nil), b...))
 		})
+		if errors.Is(err, os.ErrNotExist) {
+			// Only a file read in place can vanish (the primary deleted
+			// it): whatever it held and was not read yet is a gap, which
+			// the caller's continuity check reports.
+			err, next = nil, off
+		}
 		cur = Cursor{File: x.number, Offset: next}
 		if err != nil || stopped {
 			return cur, err
@@ -415,8 +442,10 @@ func (p *Pinner) Reset() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for n, x := range p.pins {
-		if err := os.Remove(x.path); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return fmt.Errorf("drop WAL pin %s: %w", x.path, err)
+		if x.owned {
+			if err := os.Remove(x.path); err != nil && !errors.Is(err, os.ErrNotExist) {
+				return fmt.Errorf("drop WAL pin %s: %w", x.path, err)
+			}
 		}
 		delete(p.pins, n)
 	}

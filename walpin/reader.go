@@ -1,15 +1,20 @@
 // Package walpin keeps the primary's WAL files readable after the primary
-// deletes them, so that a tailer which falls behind does not lose batches.
+// deletes them, so that a tailer which falls behind does not lose batches,
+// and reads the batches from them with its own reader of RocksDB's log
+// format.
 //
 // Stalwart never sets WAL retention: RocksDB deletes a WAL file as soon as
-// every family in it has flushed. tailer reads batches through RocksDB's
-// own WAL iterator (GetUpdatesSince), which only sees the files still in
-// the primary's directory; when it reports a gap, the batches may still be
-// in a file tailer pinned earlier. A Pinner hard-links every new WAL file
+// every family in it has flushed. A Pinner hard-links every new WAL file
 // into tailer's scratch directory (same filesystem; nothing is written in
-// the primary's directory) as soon as it appears, serves batches from the
-// pins with its own reader of RocksDB's log format, and drops a pin once
-// everything in it has been shipped.
+// the primary's directory) the moment it appears, serves batches from the
+// pins, and drops a pin once everything in it has been shipped. tailer
+// does not read batches through RocksDB's WAL iterator (GetUpdatesSince)
+// on its secondary: it only sees files still in the primary's directory,
+// and Debian's RocksDB 9.10, built with assertions, aborts the process in
+// it (transaction_log_impl.cc:278) when it meets batches newer than the
+// secondary's last catch-up, which sustained load makes certain. Where
+// hard links are impossible, the same reader reads the primary's files in
+// place (a "direct" Pinner).
 //
 // The log format (RocksDB db/log_format.h, log_writer.cc): the file is a
 // sequence of 32 KiB blocks; each block holds physical records with a

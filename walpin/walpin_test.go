@@ -2,6 +2,8 @@ package walpin
 
 import (
 	"bytes"
+	"errors"
+	"math"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -181,14 +183,13 @@ func TestPinsBridgeDeletedWAL(t *testing.T) {
 	}
 	// ...the pins can.
 	var got []truth
-	n, err := pins.Read(1, latest, func(seq uint64, data []byte) error {
+	if _, err := pins.Next(Cursor{}, 1, latest, func(seq uint64, data []byte) error {
 		got = append(got, truth{seq, data})
 		return nil
-	})
-	if err != nil {
+	}); err != nil {
 		t.Fatal(err)
 	}
-	if n != len(p.truth) || len(got) != len(p.truth) {
+	if len(got) != len(p.truth) {
 		t.Fatalf("pins delivered %d batches, the primary wrote %d", len(got), len(p.truth))
 	}
 	for i := range got {
@@ -196,11 +197,11 @@ func TestPinsBridgeDeletedWAL(t *testing.T) {
 			t.Fatalf("pinned batch %d (seq %d) differs from RocksDB's (seq %d)", i, got[i].seq, p.truth[i].seq)
 		}
 	}
-	// A read from the middle starts at the right batch.
+	// A read from the middle starts in the file that holds it.
 	mid := p.truth[len(p.truth)/2]
 	var first uint64
-	if _, err := pins.Read(mid.seq, latest, func(seq uint64, _ []byte) error {
-		if first == 0 {
+	if _, err := pins.Next(Cursor{}, mid.seq, latest, func(seq uint64, _ []byte) error {
+		if first == 0 && seq >= mid.seq {
 			first = seq
 		}
 		return nil
@@ -277,5 +278,63 @@ func TestCursorFollowsLiveWAL(t *testing.T) {
 		return nil
 	}); err != nil || first != mid.seq {
 		t.Fatalf("cursor-less read for %d found %d (%v)", mid.seq, first, err)
+	}
+}
+
+// TestDirectReadsInPlaceAndNeverDeletes: without pinning, the primary's
+// WAL files are read in place; a file the primary deleted is a gap the
+// caller sees (a later first batch, or ErrNotPinned), and neither Release
+// nor Reset ever removes a file of the primary.
+func TestDirectReadsInPlaceAndNeverDeletes(t *testing.T) {
+	p := newPrimary(t, 64<<20)
+	d := NewDirect(p.dir, nil)
+	if d.Disabled() == "" {
+		t.Fatal("a direct Pinner says pinning works")
+	}
+	for i := 0; i < 10; i++ {
+		p.write(2, 3000)
+	}
+	var got []truth
+	collect := func(seq uint64, data []byte) error { got = append(got, truth{seq, data}); return nil }
+	cur, err := d.Next(Cursor{}, 1, math.MaxUint64, collect)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(p.truth) || got[len(got)-1].seq != p.truth[len(p.truth)-1].seq {
+		t.Fatalf("read %d batches in place, the primary wrote %d", len(got), len(p.truth))
+	}
+	wals := p.wals()
+	if _, err := d.Release(p.db.GetLatestSequenceNumber()); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Reset(); err != nil {
+		t.Fatal(err)
+	}
+	if files, _ := d.Stats(); files != 0 {
+		t.Fatalf("a direct Pinner reports %d pins", files)
+	}
+	for _, w := range wals {
+		if _, err := os.Stat(w); err != nil {
+			t.Fatalf("the primary's WAL %s is gone after Release/Reset: %v", w, err)
+		}
+	}
+	// The primary deletes the WAL holding unread batches: the next batch
+	// read is from a later file, and a fresh search finds nothing.
+	n := len(p.truth)
+	p.write(1, 100)
+	p.flush()
+	for i := 0; i < 3; i++ {
+		p.write(1, 100)
+	}
+	got = nil
+	_, err = d.Next(cur, p.truth[n].seq, math.MaxUint64, collect)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) == 0 || got[0].seq == p.truth[n].seq {
+		t.Fatalf("after the primary deleted its WAL the reader delivered %d batches starting at %v; want a later start (a gap)", len(got), got)
+	}
+	if _, err := d.Next(Cursor{}, p.truth[n].seq, math.MaxUint64, collect); !errors.Is(err, ErrNotPinned) {
+		t.Fatalf("searching for a deleted batch: %v, want ErrNotPinned", err)
 	}
 }
