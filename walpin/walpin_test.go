@@ -3,8 +3,8 @@ package walpin
 import (
 	"bytes"
 	"errors"
-	"math"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"testing"
