@@ -213,7 +213,7 @@ func (a *Agent) tail(ctx context.Context, latest uint64) error {
 	case errors.As(err, &gap):
 		a.m.gaps.Inc()
 		a.newGenWhy = gap.Error()
-		a.log.Warn("gap in the WAL: starting a new generation with a full export", "want_seq", gap.want, "first_available_seq", gap.got)
+		a.log.Warn("gap in the WAL: starting a new generation with a full export", "why", gap.Error())
 		return nil
 	case errors.Is(err, errNewFamily):
 		a.log.Info("the primary created a column family; reopening the secondary")
