@@ -48,7 +48,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		detached:           c("tailer_replica_detached_total", "Times a replica was detached because its spool filled (a new generation re-includes it)."),
 		pinFiles:           g("tailer_wal_pins", "WAL files of the primary tailer holds hard links to (released once shipped)."),
 		pinBytes:           g("tailer_wal_pin_bytes", "Bytes of the pinned WAL files."),
-		pinnedBatches:      c("tailer_batches_from_pins_total", "WAL batches read from tailer's pinned copies of the primary's WAL files (every batch, while pinning works; otherwise those the primary had already deleted)."),
+		pinnedBatches:      c("tailer_batches_from_pins_total", "WAL batches read by tailer's own WAL reader: from its pinned copies of the primary's WAL files, or from the primary's files in place when pinning is off."),
 		exportSeconds:      g("tailer_export_duration_seconds", "Duration of the last full export."),
 		exportBytes:        g("tailer_export_bytes", "Size of the last full export object."),
 		segments:           c("tailer_segments_total", "Segments sealed into the spool."),
