@@ -34,6 +34,7 @@ func runConformance(t *testing.T, newReplica func(t *testing.T) Replica) {
 		{"GetMissing", testGetMissing},
 		{"ListPrefixSorted", testListPrefixSorted},
 		{"ListMoreThan1000", testListMoreThan1000},
+		{"ListAfter", testListAfter},
 		{"DeleteIdempotent", testDeleteIdempotent},
 		{"LargeObject", testLargeObject},
 		{"NestedKeys", testNestedKeys},
@@ -430,5 +431,38 @@ func testDownload(t *testing.T, r Replica) {
 	}
 	if ents, _ := os.ReadDir(dir); len(ents) != 1 {
 		t.Fatalf("download left files behind: %v", ents)
+	}
+}
+
+func testListAfter(t *testing.T, r Replica) {
+	for _, k := range []string{"s/0001-0002", "s/0003-0009", "s/000a-000b", "t/1", "r/9"} {
+		put(t, r, k, []byte(k))
+	}
+	for _, c := range []struct {
+		prefix, after string
+		want          []string
+	}{
+		{"s/", "", []string{"s/0001-0002", "s/0003-0009", "s/000a-000b"}},
+		{"s/", "s/0001-0002", []string{"s/0003-0009", "s/000a-000b"}},
+		{"s/", "s/0003", []string{"s/0003-0009", "s/000a-000b"}}, // a key's own prefix sorts before it
+		{"s/", "s/0004", []string{"s/000a-000b"}},
+		{"s/", "s/000a-000b", []string{}},
+		{"s/", "a", []string{"s/0001-0002", "s/0003-0009", "s/000a-000b"}},
+		{"", "s/000a-000b", []string{"t/1"}},
+		{"", "s0", []string{"t/1"}}, // past every key under s/
+		{"nope/", "", []string{}},
+	} {
+		objs, err := ListAfter(ctxT(t), r, c.prefix, c.after)
+		if err != nil {
+			t.Fatalf("list %q after %q: %v", c.prefix, c.after, err)
+		}
+		if got := keys(objs); !slices.Equal(got, c.want) {
+			t.Fatalf("list %q after %q = %q, want %q", c.prefix, c.after, got, c.want)
+		}
+		for _, o := range objs {
+			if o.Size != int64(len(o.Key)) {
+				t.Fatalf("%s: size %d, want %d", o.Key, o.Size, len(o.Key))
+			}
+		}
 	}
 }

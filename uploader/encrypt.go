@@ -488,6 +488,21 @@ func (e *encrypted) List(ctx context.Context, prefix string) ([]ObjectInfo, erro
 	if err != nil {
 		return nil, err
 	}
+	return e.plainSizes(objs), nil
+}
+
+// ListAfter implements AfterLister (keys are not encrypted).
+func (e *encrypted) ListAfter(ctx context.Context, prefix, startAfter string) ([]ObjectInfo, error) {
+	objs, err := ListAfter(ctx, e.r, prefix, startAfter)
+	if err != nil {
+		return nil, err
+	}
+	return e.plainSizes(objs), nil
+}
+
+// plainSizes remembers the stored sizes of listed objects and reports
+// their plaintext sizes.
+func (e *encrypted) plainSizes(objs []ObjectInfo) []ObjectInfo {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	for i := range objs {
@@ -496,7 +511,7 @@ func (e *encrypted) List(ctx context.Context, prefix string) ([]ObjectInfo, erro
 			objs[i].Size = p
 		}
 	}
-	return objs, nil
+	return objs
 }
 
 // Delete implements Replica.
@@ -697,6 +712,9 @@ func (u *unencrypted) Put(ctx context.Context, key string, r io.Reader, size int
 }
 func (u *unencrypted) List(ctx context.Context, prefix string) ([]ObjectInfo, error) {
 	return u.r.List(ctx, prefix)
+}
+func (u *unencrypted) ListAfter(ctx context.Context, prefix, startAfter string) ([]ObjectInfo, error) {
+	return ListAfter(ctx, u.r, prefix, startAfter)
 }
 func (u *unencrypted) Delete(ctx context.Context, key string) error { return u.r.Delete(ctx, key) }
 

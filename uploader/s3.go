@@ -236,14 +236,27 @@ func (r *s3Replica) Get(ctx context.Context, key string) (io.ReadCloser, error) 
 // List implements Replica, following continuation tokens past S3's 1000
 // keys per response.
 func (r *s3Replica) List(ctx context.Context, prefix string) ([]ObjectInfo, error) {
+	return r.list(ctx, prefix, "")
+}
+
+// ListAfter implements AfterLister with S3's StartAfter.
+func (r *s3Replica) ListAfter(ctx context.Context, prefix, startAfter string) ([]ObjectInfo, error) {
+	return r.list(ctx, prefix, startAfter)
+}
+
+func (r *s3Replica) list(ctx context.Context, prefix, startAfter string) ([]ObjectInfo, error) {
 	if !prefixCanMatch(prefix) {
 		// e.g. "../": no valid key matches, and some servers reject it.
 		return nil, nil
 	}
-	p := s3.NewListObjectsV2Paginator(r.client, &s3.ListObjectsV2Input{
+	in := &s3.ListObjectsV2Input{
 		Bucket: aws.String(r.loc.bucket),
 		Prefix: aws.String(r.loc.prefix + prefix),
-	})
+	}
+	if startAfter != "" {
+		in.StartAfter = aws.String(r.loc.prefix + startAfter)
+	}
+	p := s3.NewListObjectsV2Paginator(r.client, in)
 	var out []ObjectInfo
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
@@ -262,8 +275,13 @@ func (r *s3Replica) List(ctx context.Context, prefix string) ([]ObjectInfo, erro
 			})
 		}
 	}
-	// S3 returns UTF-8 binary order already; some compatible servers don't.
+	// S3 returns UTF-8 binary order already; some compatible servers don't
+	// (nor, then, honour StartAfter exactly).
 	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
+	if startAfter != "" {
+		i := sort.Search(len(out), func(i int) bool { return out[i].Key > startAfter })
+		out = out[i:]
+	}
 	return out, nil
 }
 
