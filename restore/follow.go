@@ -10,7 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/tailer-backup/tailer/internal/catalog"
 	"github.com/tailer-backup/tailer/internal/durable"
 	"github.com/tailer-backup/tailer/internal/layout"
 	"github.com/tailer-backup/tailer/internal/store"
@@ -157,6 +156,9 @@ type follower struct {
 	bad    map[string]layout.Object // damaged objects, left out while the replica lists them unchanged
 	status FollowStatus
 
+	known    *layout.Generation // the standby's generation as the last full listing saw it (nil: list in full next)
+	lastFull time.Time          // when that listing was made
+
 	holeSince time.Time // when the chain was first seen stopping short of the generation's newest batch
 	holeSaid  uint64    // the position whose hole was reported
 	lastErr   string    // the last transient error reported, so a long outage logs once
@@ -291,6 +293,7 @@ func (f *follower) rebuild(ctx context.Context, gen, why string) error {
 		f.log.Warn("cannot remove the replaced standby", "dir", f.p.old, "err", err)
 	}
 	f.status.Rebuilds++
+	f.known = nil // a new base: list in full
 	f.log.Info("standby built", "dir", f.p.dir, "generation", res.Generation, "seq", res.Seq, "export_seq", res.ExportSeq,
 		"batches", res.Batches, "took", res.Took.Round(time.Millisecond))
 	if err := f.openStore(true); err != nil {
@@ -400,24 +403,34 @@ func (f *follower) loop(ctx context.Context) error {
 	}
 }
 
-// step lists the replica once and brings the standby as far as its
-// generation's chain goes, or rebuilds it from a newer generation.
+// step lists the replica and brings the standby as far as its
+// generation's chain goes, or rebuilds it from a newer generation. The
+// listing is narrow when it can be (see listNew); when that view cannot
+// continue the chain, the step is redone on a full listing.
 func (f *follower) step(ctx context.Context) error {
-	gens, _, err := catalog.List(ctx, f.opts.Replica, nil)
-	if err != nil {
+	full := f.known == nil || time.Since(f.lastFull) >= fullListEvery
+	for {
+		var gens []layout.Generation
+		var err error
+		if full {
+			gens, err = f.listAll(ctx)
+		} else {
+			gens, err = f.listNew(ctx)
+		}
+		if err != nil {
+			return err
+		}
+		err = f.stepOn(ctx, gens, full)
+		if errors.Is(err, errNarrow) && !full {
+			full = true
+			continue
+		}
 		return err
 	}
-	listed := map[string]bool{}
-	for _, g := range gens {
-		for _, sg := range g.Segments {
-			listed[sg.Key] = true
-		}
-	}
-	for key := range f.bad {
-		if !listed[key] {
-			delete(f.bad, key) // gone (compaction deleted it): nothing left to avoid
-		}
-	}
+}
+
+// stepOn moves the standby on what a listing found.
+func (f *follower) stepOn(ctx context.Context, gens []layout.Generation, full bool) error {
 	var cur, newest *layout.Generation
 	for i := range gens {
 		g := f.usable(gens[i])
@@ -444,6 +457,9 @@ func (f *follower) step(ctx context.Context) error {
 	g := *cur
 	reach := g.Reach(f.pos)
 	if reach == f.pos {
+		if !full && g.LastSeq() > f.pos {
+			return errNarrow // the next segment may be a wider one that begins earlier
+		}
 		return f.stuck(ctx, g)
 	}
 	f.holeSince = time.Time{}
@@ -459,6 +475,9 @@ func (f *follower) step(ctx context.Context) error {
 		chain = chain[n:]
 	}
 	if g.LastSeq() > f.pos {
+		if !full {
+			return errNarrow
+		}
 		return f.stuck(ctx, g)
 	}
 	return nil

@@ -38,10 +38,15 @@ type follow struct {
 
 func startFollow(t *testing.T, rep *replicatest.Replica, to string) *follow {
 	t.Helper()
+	return startFollowOn(t, rep.R, to)
+}
+
+func startFollowOn(t *testing.T, r uploader.Replica, to string) *follow {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	fw := &follow{t: t, cancel: cancel, done: make(chan error, 1), seen: make(chan struct{}, 1)}
 	go func() {
-		st, err := Follow(ctx, FollowOptions{Replica: rep.R, To: to, Interval: 10 * time.Millisecond,
+		st, err := Follow(ctx, FollowOptions{Replica: r, To: to, Interval: 10 * time.Millisecond,
 			Progress: func(s FollowStatus) {
 				fw.mu.Lock()
 				fw.last = s
