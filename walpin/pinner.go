@@ -237,6 +237,9 @@ func (p *Pinner) Run(ctx context.Context, every time.Duration) {
 	}
 	scan() // files created before the watch began
 	for {
+		if p.isDirect() {
+			return // hard links fail: nothing to pin, Next reads in place
+		}
 		select {
 		case <-ctx.Done():
 			return
