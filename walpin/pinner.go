@@ -213,10 +213,14 @@ func (p *Pinner) pinOne(n uint64, name string) (bool, error) {
 func (p *Pinner) Run(ctx context.Context, every time.Duration) {
 	var events chan fsnotify.Event
 	var errs chan error
-	if w, err := fsnotify.NewWatcher(); err != nil {
-		p.log.Warn("watching the store directory for new WAL files failed; pinning by periodic scan only", "dir", p.primary, "err", err)
-	} else if err := w.Add(p.primary); err != nil {
-		w.Close()
+	w, err := fsnotify.NewWatcher()
+	if err == nil {
+		if err = w.Add(p.primary); err != nil {
+			w.Close()
+		}
+	}
+	if err != nil {
+		// e.g. fs.inotify.max_user_instances reached on a busy node
 		p.log.Warn("watching the store directory for new WAL files failed; pinning by periodic scan only", "dir", p.primary, "err", err)
 	} else {
 		defer w.Close()
