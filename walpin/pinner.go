@@ -15,8 +15,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/fsnotify/fsnotify"
-
 	"github.com/tailer-backup/tailer/internal/wbatch"
 )
 
@@ -201,35 +199,36 @@ func (p *Pinner) pinOne(n uint64, name string) (bool, error) {
 }
 
 // Run pins new WAL files until ctx ends: at once when the kernel reports
-// a new file in the primary's directory (inotify, through fsnotify), and
-// by a full scan every interval as a backstop. The event path matters: a
-// WAL file of a primary with small memtables and a WAL size cap can be
-// created, filled, flushed and deleted within a few milliseconds under
-// full load (seen in TestBucketOutage: 256 KiB memtables, 2 MiB WAL cap),
-// so a scan every 50 ms alone misses some and each miss is a gap, that
-// is a new generation with a full export. Without inotify (the watch
-// fails) the scan alone runs, and the interval must then be shorter than
-// a WAL file's life.
+// a new file in the primary's directory (inotify), and by a full scan
+// every interval as a backstop. The event path matters: a WAL file of a
+// primary with small memtables and a WAL size cap can be created, filled,
+// flushed and deleted within a few milliseconds under full load (seen in
+// TestBucketOutage: 256 KiB memtables, 2 MiB WAL cap), so a scan every
+// 50 ms alone misses some, and each miss is a gap, that is a new
+// generation with a full export. Without inotify (the watch cannot be set
+// up) the scan alone runs, and the interval must then be shorter than a
+// WAL file's life.
 func (p *Pinner) Run(ctx context.Context, every time.Duration) {
-	var events chan fsnotify.Event
-	var errs chan error
-	w, err := fsnotify.NewWatcher()
-	if err == nil {
-		if err = w.Add(p.primary); err != nil {
-			w.Close()
+	stop, err := watchCreates(p.primary, func(name string) {
+		if n, ok := walNumber(name); ok {
+			if _, err := p.pinOne(n, name); err != nil {
+				p.log.Debug("pinning a new WAL file failed; the next scan retries", "file", name, "err", err)
+			}
 		}
-	}
+	}, func() {
+		p.log.Debug("the store directory's event queue overflowed: rescanning")
+		p.Pin() //nolint:errcheck // the periodic scan retries and reports
+	})
 	if err != nil {
 		// e.g. fs.inotify.max_user_instances reached on a busy node
 		p.log.Warn("watching the store directory for new WAL files failed; pinning by periodic scan only", "dir", p.primary, "err", err)
 	} else {
-		defer w.Close()
-		events, errs = w.Events, w.Errors
+		defer stop()
 	}
 	t := time.NewTicker(every)
 	defer t.Stop()
 	failing := false
-	scan := func() {
+	for {
 		if _, err := p.Pin(); err != nil {
 			if !failing {
 				p.log.Warn("pinning WAL files failed; retrying", "err", err)
@@ -238,37 +237,13 @@ func (p *Pinner) Run(ctx context.Context, every time.Duration) {
 		} else {
 			failing = false
 		}
-	}
-	scan() // files created before the watch began
-	for {
 		if p.isDirect() {
 			return // hard links fail: nothing to pin, Next reads in place
 		}
 		select {
 		case <-ctx.Done():
 			return
-		case ev, ok := <-events:
-			if !ok {
-				events = nil
-				continue
-			}
-			if ev.Has(fsnotify.Create) {
-				if n, isWAL := walNumber(filepath.Base(ev.Name)); isWAL {
-					if _, err := p.pinOne(n, filepath.Base(ev.Name)); err != nil {
-						scan() // retries and logs once per state change
-					}
-				}
-			}
-		case err, ok := <-errs:
-			if !ok {
-				errs = nil
-				continue
-			}
-			// An overflowed event queue loses events: scan at once.
-			p.log.Debug("watching the store directory", "err", err)
-			scan()
 		case <-t.C:
-			scan()
 		}
 	}
 }

@@ -1,9 +1,13 @@
+//go:build linux
+
 package walpin
 
 import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 )
@@ -59,5 +63,53 @@ func TestRunPinsOnCreateEvent(t *testing.T) {
 	}
 	if files, _ := p.Stats(); files != 2 {
 		t.Fatalf("pins held: %d, want 2", files)
+	}
+}
+
+// TestWatchCreatesOnlyCreations: appends to a file (a WAL being written)
+// raise no callback, creations and renames into the directory do, once
+// each.
+func TestWatchCreatesOnlyCreations(t *testing.T) {
+	dir, elsewhere := t.TempDir(), t.TempDir()
+	var mu sync.Mutex
+	var got []string
+	stop, err := watchCreates(dir, func(name string) {
+		mu.Lock()
+		got = append(got, name)
+		mu.Unlock()
+	}, func() { t.Error("event queue overflow in a quiet directory") })
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Create(filepath.Join(dir, "000010.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 200; i++ {
+		if _, err := f.Write([]byte("batch")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.Close()
+	moved := filepath.Join(elsewhere, "000011.log")
+	if err := os.WriteFile(moved, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(moved, filepath.Join(dir, "000011.log")); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"000010.log", "000011.log"}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		mu.Lock()
+		n := len(got)
+		mu.Unlock()
+		if n >= len(want) || time.Now().After(deadline) {
+			break
+		}
+	}
+	time.Sleep(50 * time.Millisecond) // room for any stray event to arrive
+	stop()
+	if !slices.Equal(got, want) {
+		t.Fatalf("callbacks for %q, want %q (one per file created, none per write)", got, want)
 	}
 }
