@@ -84,11 +84,23 @@ type Options struct {
 	HTTPClient *http.Client
 	// Logger receives debug logs of HTTP retries. nil discards them.
 	Logger *slog.Logger
+	// ResponseTimeout bounds the wait for a response's headers once a
+	// request has been sent (default DefaultResponseTimeout). A server that
+	// accepts a connection and never answers (a stalled proxy, a hung
+	// MinIO, a half-open connection after a network partition) then fails
+	// that attempt, which is retried, instead of holding an upload, and the
+	// spool behind it, forever. It does not limit how long a body takes.
+	ResponseTimeout time.Duration
 	// MultipartThreshold: objects larger than this go through a multipart
 	// upload with parts of min(16 MiB, max(threshold, 5 MiB)). Default
 	// DefaultMultipartThreshold.
 	MultipartThreshold int64
 }
+
+// DefaultResponseTimeout is Options.ResponseTimeout's default: long
+// enough for S3 to answer CompleteMultipartUpload of a large export,
+// short enough that a stalled connection costs minutes, not the run.
+const DefaultResponseTimeout = 2 * time.Minute
 
 // tempPrefix starts the name of every file the file backend (and the
 // spool) writes before renaming it into place. Keys may not use it, so

@@ -2,6 +2,7 @@ package uploader
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -83,6 +84,11 @@ func newS3Replica(ctx context.Context, loc s3Location, opts Options) (*s3Replica
 		var tr http.RoundTripper = http.DefaultTransport
 		if b, ok := cfg.HTTPClient.(*awshttp.BuildableClient); ok {
 			tr = b.GetTransport()
+		}
+		if t, ok := tr.(*http.Transport); ok {
+			t = t.Clone()
+			t.ResponseHeaderTimeout = cmp.Or(opts.ResponseTimeout, DefaultResponseTimeout)
+			tr = t
 		}
 		cfg.HTTPClient = newRetryingHTTPClient(opts.Logger, tr)
 	}

@@ -67,7 +67,16 @@ func Start(t testing.TB) *Server {
 		t.Fatal(err)
 	}
 	s.t = t
-	t.Cleanup(s.Stop)
+	t.Cleanup(func() {
+		if t.Failed() {
+			// A failing test against a server that hung or refused is
+			// diagnosed from its own log.
+			if tail := s.logTail(); tail != "" {
+				t.Logf("minio log (%s), last lines:\n%s", s.logPath, tail)
+			}
+		}
+		s.Stop()
+	})
 	return s
 }
 
