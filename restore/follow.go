@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/tailer-backup/tailer/internal/durable"
 	"github.com/tailer-backup/tailer/internal/layout"
 	"github.com/tailer-backup/tailer/internal/store"
@@ -32,6 +34,9 @@ type FollowOptions struct {
 	// Progress, if set, is called after every step that moved the
 	// standby (batches applied, or a rebuild from an export).
 	Progress func(FollowStatus)
+	// Registry, if set, receives the follower's metrics
+	// (tailer_follow_*).
+	Registry prometheus.Registerer
 }
 
 // FollowStatus is where a follower stands.
@@ -99,7 +104,7 @@ func Follow(ctx context.Context, opts FollowOptions) (FollowStatus, error) {
 	if err != nil {
 		return FollowStatus{}, fmt.Errorf("standby directory %s: %w", opts.To, err)
 	}
-	f := &follower{opts: opts, p: pathsFor(dir, opts.Work), log: log, bad: map[string]layout.Object{}}
+	f := &follower{opts: opts, p: pathsFor(dir, opts.Work), log: log, bad: map[string]layout.Object{}, m: newFollowMetrics(opts.Registry)}
 	unlock, err := lockFollower(f.p)
 	if err != nil {
 		return FollowStatus{}, err
@@ -155,6 +160,8 @@ type follower struct {
 	pos    uint64                   // the source sequence number the store equals
 	bad    map[string]layout.Object // damaged objects, left out while the replica lists them unchanged
 	status FollowStatus
+	m      *followMetrics
+	shown  FollowStatus // the status the metrics last saw
 
 	known    *layout.Generation // the standby's generation as the last full listing saw it (nil: list in full next)
 	lastFull time.Time          // when that listing was made
@@ -388,6 +395,7 @@ func (f *follower) loop(ctx context.Context) error {
 		case errors.As(err, &fe):
 			return err
 		case err != nil:
+			f.m.stepErrors.Inc()
 			if msg := err.Error(); msg != f.lastErr {
 				f.log.Warn("cannot follow the replica for now; retrying every interval", "err", err, "seq", f.pos)
 				f.lastErr = msg
@@ -395,6 +403,9 @@ func (f *follower) loop(ctx context.Context) error {
 		case f.lastErr != "":
 			f.log.Info("following again", "seq", f.pos)
 			f.lastErr = ""
+		}
+		if err == nil {
+			f.m.lastStep.SetToCurrentTime()
 		}
 		if f.st == nil {
 			return errors.New("the standby is closed after a failed rebuild") // cannot happen: rebuild closes it only to swap
@@ -588,6 +599,8 @@ func (f *follower) checkSeq() error {
 // progress reports the position to the caller and, once a minute, to the
 // log.
 func (f *follower) progress() {
+	f.m.observe(f.shown, f.status)
+	f.shown = f.status
 	if f.opts.Progress != nil {
 		f.opts.Progress(f.status)
 	}

@@ -5,6 +5,9 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/tailer-backup/tailer/internal/replicatest"
 	"github.com/tailer-backup/tailer/uploader"
@@ -82,4 +85,89 @@ func TestFollowListsOnlyWhatIsNew(t *testing.T) {
 	if narrowKeys > 3*10 {
 		t.Fatalf("narrow listings returned %d keys for 10 new segments", narrowKeys)
 	}
+}
+
+// TestFollowMetrics: the follower's metrics say where the standby stands
+// and that it still reaches the replica.
+func TestFollowMetrics(t *testing.T) {
+	rep := replicatest.Build(t, replicatest.Spec{Tx: 12, PerSegment: 3})
+	segs, gen := rep.Segments, rep.Generation
+	hidden := stash{t, rep, t.TempDir()}
+	hidden.hide(segs[len(segs)-1].Key)
+	reg := prometheus.NewRegistry()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	statuses := make(chan FollowStatus, 100)
+	done := make(chan error, 1)
+	go func() {
+		_, err := Follow(ctx, FollowOptions{Replica: rep.R, To: filepath.Join(t.TempDir(), "standby"), Interval: 10 * time.Millisecond,
+			Registry: reg, Progress: func(s FollowStatus) {
+				select {
+				case statuses <- s:
+				default:
+				}
+			}})
+		done <- err
+	}()
+	var last FollowStatus
+	reach := func(want uint64) {
+		t.Helper()
+		for deadline := time.After(20 * time.Second); last.Seq != want; {
+			select {
+			case last = <-statuses:
+			case err := <-done:
+				t.Fatalf("follower ended: %v", err)
+			case <-deadline:
+				t.Fatalf("follower never reached %d of %s (at %+v)", want, gen, last)
+			}
+		}
+	}
+	reach(segs[len(segs)-2].Last) // built from the export and the segments there
+	want := segs[len(segs)-1].Last
+	hidden.reveal(segs[len(segs)-1].Key)
+	reach(want) // applied
+	// The success stamp is set after the step that applied the last batch.
+	for deadline := time.Now().Add(10 * time.Second); gauge(t, reg, "tailer_follow_last_success_timestamp_seconds") == 0; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("no successful step recorded")
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]float64{
+		"tailer_follow_seq":                            float64(want),
+		"tailer_follow_batches_applied_total":          float64(last.Batches),
+		"tailer_follow_rebuilds_total":                 1,
+		"tailer_follow_last_capture_timestamp_seconds": float64(last.CapturedUnixMs) / 1000,
+		"tailer_follow_step_errors_total":              0,
+	} {
+		if got := gauge(t, reg, name); got != want {
+			t.Errorf("%s = %v, want %v", name, got, want)
+		}
+	}
+	if last.Batches == 0 || last.CapturedUnixMs == 0 {
+		t.Fatalf("status %+v: the test applied no batch after the build", last)
+	}
+}
+
+// gauge reads a gauge's or a counter's value from reg.
+func gauge(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			m := mf.GetMetric()[0]
+			if m.GetCounter() != nil {
+				return m.GetCounter().GetValue()
+			}
+			return m.GetGauge().GetValue()
+		}
+	}
+	t.Fatalf("no metric %s", name)
+	return 0
 }

@@ -1,12 +1,15 @@
 package main
 
 import (
+	"context"
 	"fmt"
-	"github.com/tailer-backup/tailer/internal/progress"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/cobra"
 
+	"github.com/tailer-backup/tailer/internal/progress"
 	"github.com/tailer-backup/tailer/restore"
 	"github.com/tailer-backup/tailer/stalwartfmt"
 )
@@ -24,6 +27,7 @@ func newRestoreCmd(g *globals) *cobra.Command {
 		every    time.Duration
 		follow   bool
 		interval time.Duration
+		listen   string
 	)
 	cmd := &cobra.Command{
 		Use:   "restore --replica URL (--to DIR | --format stalwart --out DIR) [--seq N | --time T | --account A --change-id C | --follow]",
@@ -103,7 +107,10 @@ follow into a new directory to build a new standby.`,
 				return err
 			}
 			if follow {
-				return runFollow(cmd, g, replica, opts, format, interval)
+				return runFollow(cmd, g, replica, opts, format, interval, listen)
+			}
+			if listen != "" {
+				return fmt.Errorf("--listen goes with --follow: only a standby serves metrics")
 			}
 			if format == formatStalwart {
 				if out == "" {
@@ -202,11 +209,12 @@ follow into a new directory to build a new standby.`,
 	f.DurationVar(&every, "progress", 5*time.Second, "with --format stalwart: how often to log progress while writing the files")
 	f.BoolVar(&follow, "follow", false, "keep --to as a warm standby: restore once, then apply new segments as they appear until SIGTERM")
 	f.DurationVar(&interval, "interval", time.Second, "with --follow: how often to look for new segments")
+	f.StringVar(&listen, "listen", "", "with --follow: address for /metrics (tailer_follow_*) and /healthz, e.g. 127.0.0.1:9465 (default: none)")
 	return cmd
 }
 
 // runFollow runs restore --follow until SIGTERM/SIGINT (cmd's context).
-func runFollow(cmd *cobra.Command, g *globals, replica string, opts restore.Options, format string, interval time.Duration) error {
+func runFollow(cmd *cobra.Command, g *globals, replica string, opts restore.Options, format string, interval time.Duration, listen string) error {
 	if format != formatTailer {
 		return fmt.Errorf("--format %s does not go with --follow: a standby is a RocksDB directory (--to)", format)
 	}
@@ -225,7 +233,18 @@ func runFollow(cmd *cobra.Command, g *globals, replica string, opts restore.Opti
 	if err != nil {
 		return err
 	}
-	st, err := restore.Follow(cmd.Context(), restore.FollowOptions{Replica: r, To: opts.To, Interval: interval, Work: opts.Work, Log: log})
+	fo := restore.FollowOptions{Replica: r, To: opts.To, Interval: interval, Work: opts.Work, Log: log}
+	if listen != "" {
+		reg := prometheus.NewRegistry()
+		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		srv, err := serveHTTP(listen, reg, nil, log)
+		if err != nil {
+			return err
+		}
+		defer srv.Shutdown(context.Background())
+		fo.Registry = reg
+	}
+	st, err := restore.Follow(cmd.Context(), fo)
 	if err != nil {
 		return err
 	}

@@ -95,7 +95,7 @@ Metrics (Prometheus), /healthz and /readyz are served on --listen.`,
 			}
 			ctx := cmd.Context()
 			if listen != "" {
-				srv, err := serveHTTP(listen, reg, a, log)
+				srv, err := serveHTTP(listen, reg, a.Ready, log)
 				if err != nil {
 					return err
 				}
@@ -127,8 +127,9 @@ Metrics (Prometheus), /healthz and /readyz are served on --listen.`,
 	return cmd
 }
 
-// serveHTTP serves metrics and health on a listener the caller shuts down.
-func serveHTTP(addr string, reg *prometheus.Registry, a *agent.Agent, log *slog.Logger) (*http.Server, error) {
+// serveHTTP serves metrics and health (and readiness, when ready is not
+// nil) on a listener the caller shuts down.
+func serveHTTP(addr string, reg *prometheus.Registry, ready func() (bool, string), log *slog.Logger) (*http.Server, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("--listen %s: %w (choose a free port, or --listen '' to disable)", addr, err)
@@ -136,13 +137,15 @@ func serveHTTP(addr string, reg *prometheus.Registry, a *agent.Agent, log *slog.
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
-	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
-		if ok, why := a.Ready(); !ok {
-			http.Error(w, why, http.StatusServiceUnavailable)
-			return
-		}
-		fmt.Fprintln(w, "ready")
-	})
+	if ready != nil {
+		mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
+			if ok, why := ready(); !ok {
+				http.Error(w, why, http.StatusServiceUnavailable)
+				return
+			}
+			fmt.Fprintln(w, "ready")
+		})
+	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {

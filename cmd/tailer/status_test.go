@@ -68,6 +68,8 @@ func TestFollowFlags(t *testing.T) {
 		{name: "follow with stalwart format", args: []string{"restore", "--follow", "--replica", rep.URL, "--format", "stalwart", "--out", to}, want: []string{"--format stalwart does not go with --follow"}},
 		{name: "follow without to", args: []string{"restore", "--follow", "--replica", rep.URL}, want: []string{"--follow needs --to"}},
 		{name: "zero interval", args: []string{"restore", "--follow", "--replica", rep.URL, "--to", to, "--interval", "0s"}, want: []string{"--interval 0s"}},
+		{name: "listen without follow", args: []string{"restore", "--replica", rep.URL, "--to", to, "--listen", "127.0.0.1:0"}, want: []string{"--listen goes with --follow"}},
+		{name: "listen on a bad address", args: []string{"restore", "--follow", "--replica", rep.URL, "--to", to, "--listen", "256.0.0.1:1"}, want: []string{"--listen 256.0.0.1:1"}},
 	} {
 		t.Run(c.name, func(t *testing.T) { checkFailure(t, c) })
 	}
