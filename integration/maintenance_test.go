@@ -11,6 +11,7 @@ import (
 	"github.com/tailer-backup/tailer/agent"
 	"github.com/tailer-backup/tailer/compaction"
 	"github.com/tailer-backup/tailer/integration/loadgen"
+	"github.com/tailer-backup/tailer/internal/promtest"
 	"github.com/tailer-backup/tailer/retention"
 )
 
@@ -43,9 +44,9 @@ func TestRunCompactsAndPrunes(t *testing.T) {
 	final := marks[len(marks)-1]
 	e.waitRestorable(final.Seq)
 	deadline := time.Now().Add(20 * time.Second)
-	for counter(t, reg, "tailer_compaction_merged_total") == 0 || counter(t, reg, "tailer_compaction_deleted_total") == 0 {
+	for promtest.Value(t, reg, "tailer_compaction_merged_total") == 0 || promtest.Value(t, reg, "tailer_compaction_deleted_total") == 0 {
 		if time.Now().After(deadline) {
-			t.Fatalf("run never compacted: merged %v, deleted %v", counter(t, reg, "tailer_compaction_merged_total"), counter(t, reg, "tailer_compaction_deleted_total"))
+			t.Fatalf("run never compacted: merged %v, deleted %v", promtest.Value(t, reg, "tailer_compaction_merged_total"), promtest.Value(t, reg, "tailer_compaction_deleted_total"))
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -53,9 +54,9 @@ func TestRunCompactsAndPrunes(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("merged %v wide segments, deleted %v narrow ones, errors %v", counter(t, reg, "tailer_compaction_merged_total"),
-		counter(t, reg, "tailer_compaction_deleted_total"), counter(t, reg, "tailer_maintenance_errors_total"))
-	if n := counter(t, reg, "tailer_maintenance_errors_total"); n != 0 {
+	t.Logf("merged %v wide segments, deleted %v narrow ones, errors %v", promtest.Value(t, reg, "tailer_compaction_merged_total"),
+		promtest.Value(t, reg, "tailer_compaction_deleted_total"), promtest.Value(t, reg, "tailer_maintenance_errors_total"))
+	if n := promtest.Value(t, reg, "tailer_maintenance_errors_total"); n != 0 {
 		t.Fatalf("%v maintenance rounds failed", n)
 	}
 	for _, m := range marks {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/tailer-backup/tailer/agent"
 	"github.com/tailer-backup/tailer/integration/loadgen"
+	"github.com/tailer-backup/tailer/internal/promtest"
 )
 
 // TestNoGapUnderFullLoad: the load generator writes at full speed with
@@ -78,7 +79,7 @@ func TestNoGapUnderFullLoad(t *testing.T) {
 	left, _ := filepath.Glob(filepath.Join(g.Dir(), "*.log"))
 	seenWALs := 0
 	wals.Range(func(_, _ any) bool { seenWALs++; return true })
-	gaps, pinned := counter(t, reg, "tailer_gaps_total"), counter(t, reg, "tailer_batches_from_pins_total")
+	gaps, pinned := promtest.Value(t, reg, "tailer_gaps_total"), promtest.Value(t, reg, "tailer_batches_from_pins_total")
 	t.Logf("%d tx in %s (%.0f tx/s), seq %d; %d WAL files seen on the primary (%d left); gaps %v; batches read from pins %v",
 		n, elapsed.Round(time.Millisecond), float64(n)/elapsed.Seconds(), final.Seq, seenWALs, len(left), gaps, pinned)
 	if gens := e.generations(); len(gens) != 1 || gaps != 0 {
@@ -94,27 +95,6 @@ func TestNoGapUnderFullLoad(t *testing.T) {
 	if err := loadgen.CompareMark(final, res.Families); err != nil {
 		t.Fatalf("newest restore after full load differs from the primary: %v", err)
 	}
-}
-
-// counter reads a counter's or a gauge's value from a registry (the
-// first series of that name; see labeled for one replica's).
-func counter(t *testing.T, reg *prometheus.Registry, name string) float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() == name {
-			m := mf.GetMetric()[0]
-			if m.GetCounter() != nil {
-				return m.GetCounter().GetValue()
-			}
-			return m.GetGauge().GetValue()
-		}
-	}
-	t.Fatalf("no metric %s", name)
-	return 0
 }
 
 // pinInterval is the agent's default, or disabled with TAILER_NO_PINS=1

@@ -13,6 +13,7 @@ import (
 
 	"github.com/tailer-backup/tailer/agent"
 	"github.com/tailer-backup/tailer/integration/loadgen"
+	"github.com/tailer-backup/tailer/internal/promtest"
 )
 
 // TestWithoutPinning runs tailer with WAL pinning switched off and with
@@ -65,13 +66,13 @@ func TestWithoutPinning(t *testing.T) {
 			}
 			final := marks[len(marks)-1]
 			e.waitRestorable(final.Seq)
-			read, gaps := counter(t, reg, "tailer_batches_from_pins_total"), counter(t, reg, "tailer_gaps_total")
+			read, gaps := promtest.Value(t, reg, "tailer_batches_from_pins_total"), promtest.Value(t, reg, "tailer_gaps_total")
 			pins, _ := filepath.Glob(filepath.Join(scratch, "wal-pins", "*.log"))
 			t.Logf("%v batches read in place, %v gaps, %d pins", read, gaps, len(pins))
 			if read == 0 {
 				t.Fatal("no batch was read by tailer's WAL reader")
 			}
-			if len(pins) != 0 || counter(t, reg, "tailer_wal_pins") != 0 {
+			if len(pins) != 0 || promtest.Value(t, reg, "tailer_wal_pins") != 0 {
 				t.Fatalf("%d WAL files linked into scratch with pinning off", len(pins))
 			}
 			e.checkRestore(final)

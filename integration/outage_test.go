@@ -12,6 +12,7 @@ import (
 	"github.com/tailer-backup/tailer/agent"
 	"github.com/tailer-backup/tailer/integration/loadgen"
 	"github.com/tailer-backup/tailer/internal/miniotest"
+	"github.com/tailer-backup/tailer/internal/promtest"
 	"github.com/tailer-backup/tailer/uploader"
 )
 
@@ -64,14 +65,14 @@ func TestBucketOutage(t *testing.T) {
 				marks = append(marks, e.mark())
 				time.Sleep(500 * time.Millisecond)
 			}
-			spool, lag := counter(t, reg, "tailer_spool_bytes"), counter(t, reg, "tailer_upload_lag_seconds")
-			full := counter(t, reg, "tailer_spool_full")
+			spool, lag := promtest.Value(t, reg, "tailer_spool_bytes"), promtest.Value(t, reg, "tailer_upload_lag_seconds")
+			full := promtest.Value(t, reg, "tailer_spool_full")
 			if tc.spoolMax > 0 {
 				// Paused: more writes do not grow the spool.
 				e.load(300)
 				marks = append(marks, e.mark())
 				time.Sleep(300 * time.Millisecond)
-				if after := counter(t, reg, "tailer_spool_bytes"); full != 1 || after != spool {
+				if after := promtest.Value(t, reg, "tailer_spool_bytes"); full != 1 || after != spool {
 					t.Fatalf("spool cap %d: full=%v, spool went from %v to %v bytes while the bucket was down; want sealing paused", tc.spoolMax, full, spool, after)
 				}
 			}
@@ -82,11 +83,11 @@ func TestBucketOutage(t *testing.T) {
 			marks = append(marks, final)
 			e.waitRestorable(final.Seq)
 			t.Logf("during the outage: spool %v bytes, upload lag %.1fs, spool full %v; after: %v upload errors retried",
-				spool, lag, full, counter(t, reg, "tailer_upload_errors_total"))
+				spool, lag, full, promtest.Value(t, reg, "tailer_upload_errors_total"))
 			if spool <= 0 || lag <= 0 {
 				t.Fatalf("the outage did not show: spool bytes %v, lag %v", spool, lag)
 			}
-			if got := counter(t, reg, "tailer_spool_bytes"); got != 0 {
+			if got := promtest.Value(t, reg, "tailer_spool_bytes"); got != 0 {
 				t.Fatalf("spool still holds %v bytes after catching up", got)
 			}
 			if gens := e.generations(); len(gens) != 1 {

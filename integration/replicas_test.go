@@ -12,6 +12,7 @@ import (
 	"github.com/tailer-backup/tailer/integration/loadgen"
 	"github.com/tailer-backup/tailer/internal/catalog"
 	"github.com/tailer-backup/tailer/internal/miniotest"
+	"github.com/tailer-backup/tailer/internal/promtest"
 	"github.com/tailer-backup/tailer/uploader"
 )
 
@@ -81,8 +82,8 @@ func TestTwoReplicasOneOutage(t *testing.T) {
 		worst = max(worst, time.Since(start))
 	}
 	time.Sleep(2*time.Second - time.Since(stoppedAt)) // an outage of at least 2 s, however fast the rest
-	spool2, lag2 := labeled(t, reg, "tailer_spool_bytes", r2.String()), labeled(t, reg, "tailer_upload_lag_seconds", r2.String())
-	lag1 := labeled(t, reg, "tailer_upload_lag_seconds", r1.String())
+	spool2, lag2 := promtest.Labeled(t, reg, "tailer_spool_bytes", "replica", r2.String()), promtest.Labeled(t, reg, "tailer_upload_lag_seconds", "replica", r2.String())
+	lag1 := promtest.Labeled(t, reg, "tailer_upload_lag_seconds", "replica", r1.String())
 	a2.Restart()
 	final := marks[len(marks)-1]
 	waitBoth(final.Seq)
@@ -109,27 +110,4 @@ func TestTwoReplicasOneOutage(t *testing.T) {
 			e.checkRestore(m)
 		}
 	}
-}
-
-// labeled reads a gauge of one replica.
-func labeled(t *testing.T, reg *prometheus.Registry, name, replica string) float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == "replica" && l.GetValue() == replica {
-					return m.GetGauge().GetValue()
-				}
-			}
-		}
-	}
-	t.Fatalf("no metric %s for replica %s", name, replica)
-	return 0
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/tailer-backup/tailer/internal/promtest"
 	"github.com/tailer-backup/tailer/internal/replicatest"
 	"github.com/tailer-backup/tailer/uploader"
 )
@@ -127,7 +128,7 @@ func TestFollowMetrics(t *testing.T) {
 	hidden.reveal(segs[len(segs)-1].Key)
 	reach(want) // applied
 	// The success stamp is set after the step that applied the last batch.
-	for deadline := time.Now().Add(10 * time.Second); gauge(t, reg, "tailer_follow_last_success_timestamp_seconds") == 0; time.Sleep(5 * time.Millisecond) {
+	for deadline := time.Now().Add(10 * time.Second); promtest.Value(t, reg, "tailer_follow_last_success_timestamp_seconds") == 0; time.Sleep(5 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatal("no successful step recorded")
 		}
@@ -143,31 +144,11 @@ func TestFollowMetrics(t *testing.T) {
 		"tailer_follow_last_capture_timestamp_seconds": float64(last.CapturedUnixMs) / 1000,
 		"tailer_follow_step_errors_total":              0,
 	} {
-		if got := gauge(t, reg, name); got != want {
+		if got := promtest.Value(t, reg, name); got != want {
 			t.Errorf("%s = %v, want %v", name, got, want)
 		}
 	}
 	if last.Batches == 0 || last.CapturedUnixMs == 0 {
 		t.Fatalf("status %+v: the test applied no batch after the build", last)
 	}
-}
-
-// gauge reads a gauge's or a counter's value from reg.
-func gauge(t *testing.T, reg *prometheus.Registry, name string) float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() == name {
-			m := mf.GetMetric()[0]
-			if m.GetCounter() != nil {
-				return m.GetCounter().GetValue()
-			}
-			return m.GetGauge().GetValue()
-		}
-	}
-	t.Fatalf("no metric %s", name)
-	return 0
 }
