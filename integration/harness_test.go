@@ -87,10 +87,28 @@ func (e *env) startTailer() {
 
 func (e *env) runTailer() {
 	e.t.Helper()
-	a, err := agent.New(agent.Config{
-		DB: e.gen.Dir(), Scratch: filepath.Join(e.dir, "scratch"), Replica: e.replica,
-		Poll: 25 * time.Millisecond, Log: testLogger(e.t),
-	})
+	e.runAgent(agent.Config{Poll: 25 * time.Millisecond})
+}
+
+// runAgent runs an agent with cfg in the background, filling in the
+// primary, a scratch directory beside it, the replica and the test's
+// logger where cfg leaves them empty; stopTailer ends it and reports an
+// error it returned.
+func (e *env) runAgent(cfg agent.Config) {
+	e.t.Helper()
+	if cfg.DB == "" {
+		cfg.DB = e.gen.Dir()
+	}
+	if cfg.Scratch == "" {
+		cfg.Scratch = filepath.Join(e.dir, "scratch")
+	}
+	if cfg.Replica == nil && len(cfg.Replicas) == 0 {
+		cfg.Replica = e.replica
+	}
+	if cfg.Log == nil {
+		cfg.Log = testLogger(e.t)
+	}
+	a, err := agent.New(cfg)
 	if err != nil {
 		e.t.Fatal(err)
 	}

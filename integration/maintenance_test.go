@@ -1,8 +1,6 @@
 package integration
 
 import (
-	"context"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -22,17 +20,10 @@ func TestRunCompactsAndPrunes(t *testing.T) {
 	e := newEnv(t, backends()[0], 10)
 	e.load(100)
 	reg := prometheus.NewRegistry()
-	a, err := agent.New(agent.Config{DB: e.gen.Dir(), Scratch: filepath.Join(e.dir, "scratch"), Replica: e.replica,
-		Poll: 50 * time.Millisecond, Registry: reg, Log: testLogger(t),
+	e.runAgent(agent.Config{Poll: 50 * time.Millisecond, Registry: reg,
 		MaintenanceInterval: 300 * time.Millisecond,
 		Compaction:          &compaction.Options{Levels: []time.Duration{time.Second}, LiveEdge: -1, Grace: -1},
 		Retention:           retention.Policy{KeepExports: 1}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
 	e.waitRestorable(e.gen.Store().DB.GetLatestSequenceNumber())
 
 	var marks []loadgen.Mark
@@ -50,10 +41,7 @@ func TestRunCompactsAndPrunes(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
+	e.stopTailer()
 	t.Logf("merged %v wide segments, deleted %v narrow ones, errors %v", promtest.Value(t, reg, "tailer_compaction_merged_total"),
 		promtest.Value(t, reg, "tailer_compaction_deleted_total"), promtest.Value(t, reg, "tailer_maintenance_errors_total"))
 	if n := promtest.Value(t, reg, "tailer_maintenance_errors_total"); n != 0 {

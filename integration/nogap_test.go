@@ -41,14 +41,8 @@ func TestNoGapUnderFullLoad(t *testing.T) {
 	e := &env{t: t, dir: dir, gen: g, replica: b.open(t)}
 
 	reg := prometheus.NewRegistry()
-	a, err := agent.New(agent.Config{DB: g.Dir(), Scratch: filepath.Join(dir, "scratch"), Replica: e.replica,
-		Poll: time.Second, Registry: reg, Log: testLogger(t), PinInterval: pinInterval()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
+	e.runAgent(agent.Config{Poll: time.Second, Registry: reg, PinInterval: pinInterval()})
+	defer e.stopTailer()
 	e.waitRestorable(g.Store().DB.GetLatestSequenceNumber())
 
 	var wals sync.Map // WAL files seen on the primary, to report their turnover
@@ -72,10 +66,7 @@ func TestNoGapUnderFullLoad(t *testing.T) {
 	elapsed := time.Since(start)
 	final := e.mark()
 	e.waitRestorable(final.Seq)
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
+	e.stopTailer()
 	left, _ := filepath.Glob(filepath.Join(g.Dir(), "*.log"))
 	seenWALs := 0
 	wals.Range(func(_, _ any) bool { seenWALs++; return true })

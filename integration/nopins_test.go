@@ -1,7 +1,6 @@
 package integration
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -44,20 +43,8 @@ func TestWithoutPinning(t *testing.T) {
 			e := &env{t: t, dir: dir, gen: g, replica: backends()[0].open(t)}
 			e.load(100)
 			reg := prometheus.NewRegistry()
-			a, err := agent.New(agent.Config{DB: g.Dir(), Scratch: scratch, Replica: e.replica,
-				Poll: 25 * time.Millisecond, PinInterval: tc.pinInterval, Registry: reg, Log: testLogger(t)})
-			if err != nil {
-				t.Fatal(err)
-			}
-			ctx, cancel := context.WithCancel(context.Background())
-			done := make(chan error, 1)
-			go func() { done <- a.Run(ctx) }()
-			defer func() {
-				cancel()
-				if err := <-done; err != nil {
-					t.Errorf("tailer run: %v", err)
-				}
-			}()
+			e.runAgent(agent.Config{Scratch: scratch, Poll: 25 * time.Millisecond, PinInterval: tc.pinInterval, Registry: reg})
+			defer e.stopTailer()
 			e.waitRestorable(g.Store().DB.GetLatestSequenceNumber())
 			var marks []loadgen.Mark
 			for i := 0; i < 5; i++ {

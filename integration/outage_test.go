@@ -1,7 +1,6 @@
 package integration
 
 import (
-	"context"
 	"fmt"
 	"path/filepath"
 	"testing"
@@ -40,18 +39,8 @@ func TestBucketOutage(t *testing.T) {
 			e.load(200)
 
 			reg := prometheus.NewRegistry()
-			a, err := agent.New(agent.Config{DB: g.Dir(), Scratch: filepath.Join(dir, "scratch"), Replica: e.replica,
-				Poll: 50 * time.Millisecond, Registry: reg, SpoolMaxBytes: tc.spoolMax, Log: testLogger(t)})
-			if err != nil {
-				t.Fatal(err)
-			}
-			ctx, cancel := context.WithCancel(context.Background())
-			done := make(chan error, 1)
-			go func() { done <- a.Run(ctx) }()
-			defer func() {
-				cancel()
-				<-done
-			}()
+			e.runAgent(agent.Config{Poll: 50 * time.Millisecond, Registry: reg, SpoolMaxBytes: tc.spoolMax})
+			defer e.stopTailer()
 			e.waitRestorable(g.Store().DB.GetLatestSequenceNumber())
 
 			var marks []loadgen.Mark
