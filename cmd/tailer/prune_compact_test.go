@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"path/filepath"
 	"strings"
@@ -12,17 +11,6 @@ import (
 	"github.com/tailer-backup/tailer/internal/testbucket"
 	"github.com/tailer-backup/tailer/uploader"
 )
-
-// tailerCLI runs the tailer command line with args and returns stdout.
-func tailerCLI(t *testing.T, args ...string) (string, error) {
-	t.Helper()
-	root := newRootCmd()
-	var out bytes.Buffer
-	root.SetOut(&out)
-	root.SetArgs(append(args, "--log-format", "text", "--log-level", "warn"))
-	err := root.ExecuteContext(context.Background())
-	return out.String(), err
-}
 
 // TestPruneAndCompactCLI: a replica with an old generation and a current
 // one of per-poll segments; prune and compact print what they would do,
@@ -81,7 +69,7 @@ func TestPruneAndCompactCLI(t *testing.T) {
 		{[]string{"compact", "--replica", url, "--live-edge", "0"}, []string{"merged 12 segments", "written and verified", "kept 12 merged narrow segments"}, 1, 13, ""},
 		{[]string{"compact", "--replica", url, "--live-edge", "0", "--grace", "0"}, []string{"nothing to merge", "deleted 12 narrow segments"}, 1, 1, ""},
 	} {
-		out, err := tailerCLI(t, tc.args...)
+		out, err := runCLI(t, tc.args...)
 		if tc.fails != "" {
 			if err == nil || !strings.Contains(err.Error(), tc.fails) {
 				t.Fatalf("%v: err = %v, want %q", tc.args, err, tc.fails)
@@ -102,7 +90,7 @@ func TestPruneAndCompactCLI(t *testing.T) {
 
 func TestPruneCompactHelp(t *testing.T) {
 	for _, c := range []string{"prune", "compact"} {
-		out, err := tailerCLI(t, c, "--help")
+		out, err := runCLI(t, c, "--help")
 		if err != nil || !strings.Contains(out, "Examples:") || !strings.Contains(out, "--dry-run") {
 			t.Fatalf("%s --help: %v\n%s", c, err, out)
 		}
