@@ -4,8 +4,6 @@ import (
 	"context"
 	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"testing"
 
 	"github.com/tailer-backup/tailer/integration/loadgen"
@@ -17,26 +15,16 @@ import (
 // and returns those files with their log numbers and total size.
 func stalwartWAL(b *testing.B, n int) (paths []string, numbers []uint64, size int64) {
 	b.Helper()
-	dir := filepath.Join(b.TempDir(), "primary")
-	g, err := loadgen.Open(loadgen.Config{Dir: dir, Seed: 1, WriteBufferSize: 256 << 20, MaxTotalWALSize: -1})
+	wals, err := loadgen.WriteWAL(context.Background(), filepath.Join(b.TempDir(), "primary"), n)
 	if err != nil {
 		b.Fatal(err)
 	}
-	if _, err := g.Run(context.Background(), n, 0); err != nil {
-		b.Fatal(err)
-	}
-	g.Close() // no flush: the WAL keeps every batch
-	logs, _ := filepath.Glob(filepath.Join(dir, "*.log"))
-	for _, p := range logs {
-		num, err := strconv.ParseUint(strings.TrimSuffix(filepath.Base(p), ".log"), 10, 64)
+	for _, w := range wals {
+		fi, err := os.Stat(w.Path)
 		if err != nil {
 			b.Fatal(err)
 		}
-		fi, err := os.Stat(p)
-		if err != nil {
-			b.Fatal(err)
-		}
-		paths, numbers, size = append(paths, p), append(numbers, num), size+fi.Size()
+		paths, numbers, size = append(paths, w.Path), append(numbers, w.Number), size+fi.Size()
 	}
 	return paths, numbers, size
 }

@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"context"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"testing"
 
 	"github.com/tailer-backup/tailer/integration/loadgen"
@@ -19,22 +17,12 @@ import (
 // ones.
 func stalwartBatches(b *testing.B, n int) (batches [][]byte, size int64) {
 	b.Helper()
-	dir := filepath.Join(b.TempDir(), "primary")
-	g, err := loadgen.Open(loadgen.Config{Dir: dir, Seed: 1, WriteBufferSize: 256 << 20, MaxTotalWALSize: -1})
+	wals, err := loadgen.WriteWAL(context.Background(), filepath.Join(b.TempDir(), "primary"), n)
 	if err != nil {
 		b.Fatal(err)
 	}
-	if _, err := g.Run(context.Background(), n, 0); err != nil {
-		b.Fatal(err)
-	}
-	g.Close() // no flush: the WAL keeps every batch
-	logs, _ := filepath.Glob(filepath.Join(dir, "*.log"))
-	for _, p := range logs {
-		num, err := strconv.ParseUint(strings.TrimSuffix(filepath.Base(p), ".log"), 10, 64)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if err := walpin.ReadFile(p, num, func(bt []byte) error {
+	for _, w := range wals {
+		if err := walpin.ReadFile(w.Path, w.Number, func(bt []byte) error {
 			batches = append(batches, bytes.Clone(bt))
 			size += int64(len(bt))
 			return nil
