@@ -185,10 +185,12 @@ func (s *Server) start() error {
 }
 
 // waitLive polls /minio/health/live and then /minio/health/ready until
-// both answer 200, MinIO exits, or startTimeout passes. "Live" comes
-// before the object layer is initialised; S3 requests in between get 503,
-// which the retrying client keeps retrying (seen as a timed-out test on a
-// loaded machine), so tests start only once MinIO is ready.
+// both answer 200, then makes an authenticated request (ListBuckets) until
+// one succeeds, MinIO exits, or startTimeout passes. "Live" comes before
+// the object layer is initialised, and "ready" can come before the
+// credentials are loaded; S3 requests in between get 503, which the
+// retrying client keeps retrying (seen as a timed-out test on a loaded
+// machine), so tests start only once MinIO serves them.
 func (s *Server) waitLive(done chan struct{}) error {
 	client := &http.Client{Timeout: time.Second}
 	deadline := time.Now().Add(startTimeout)
@@ -210,7 +212,12 @@ func (s *Server) waitLive(done chan struct{}) error {
 			}
 		}
 		if ok == 2 {
-			return nil
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			_, err = s.Client().ListBuckets(ctx, &s3.ListBucketsInput{}, func(o *s3.Options) { o.RetryMaxAttempts = 1 })
+			cancel()
+			if err == nil {
+				return nil
+			}
 		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("minio not live at %s after %s (last error: %v)", s.Endpoint, startTimeout, err)
