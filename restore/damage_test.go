@@ -105,12 +105,7 @@ func TestRestoreOnDamage(t *testing.T) {
 			name: "segment missing a batch inside",
 			damage: func(t *testing.T, r *replicatest.Replica) string {
 				s := r.Segments[3]
-				var bs []segment.Batch
-				for _, b := range r.Batches {
-					if b.Segment == s.Key {
-						bs = append(bs, b.Batch)
-					}
-				}
+				bs := r.BatchesOf(s.Key)
 				r.Delete(t, s.Key)
 				return r.SealSegment(t, s.First, s.Last, append(bs[:1:1], bs[2:]...))
 			},
@@ -122,12 +117,7 @@ func TestRestoreOnDamage(t *testing.T) {
 			name: "segment ending before its name says",
 			damage: func(t *testing.T, r *replicatest.Replica) string {
 				s := r.Segments[3]
-				var bs []segment.Batch
-				for _, b := range r.Batches {
-					if b.Segment == s.Key {
-						bs = append(bs, b.Batch)
-					}
-				}
+				bs := r.BatchesOf(s.Key)
 				r.Delete(t, s.Key)
 				return r.SealSegment(t, s.First, s.Last, bs[:3])
 			},
