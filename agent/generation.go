@@ -24,14 +24,12 @@ func (a *Agent) startGeneration(ctx, expCtx context.Context) error {
 		why = "no generation to continue"
 	}
 	a.stopExport()
-	if a.pins != nil {
-		// The store may have been replaced or restored: WAL numbers start over.
-		if err := a.pins.Reset(); err != nil {
-			return err
-		}
-		if _, err := a.pins.Pin(); err != nil {
-			return err
-		}
+	// The store may have been replaced or restored: WAL numbers start over.
+	if err := a.pins.Reset(); err != nil {
+		return err
+	}
+	if _, err := a.pins.Pin(); err != nil {
+		return err
 	}
 	now := a.cfg.Now()
 	after := a.newestGen

@@ -310,9 +310,6 @@ func (a *Agent) label(batches []segment.Batch, families []segment.Family) ([]seg
 // releasePins drops WAL pins whose batches are all sealed, and reports
 // what the pins hold.
 func (a *Agent) releasePins() {
-	if a.pins == nil {
-		return
-	}
 	if _, err := a.pins.Release(a.lastShipped); err != nil {
 		a.log.Warn("releasing WAL pins failed", "err", err)
 	}
