@@ -1,0 +1,172 @@
+package agent
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+
+	"github.com/tailer-backup/tailer/internal/layout"
+	"github.com/tailer-backup/tailer/internal/wbatch"
+	"github.com/tailer-backup/tailer/segment"
+	"github.com/tailer-backup/tailer/uploader"
+	"github.com/tailer-backup/tailer/walpin"
+)
+
+// Why the position is checked on resume: Stalwart does not fsync every
+// write, so after an OS crash or power loss RocksDB may come back behind
+// batches tailer had already read from the page cache and shipped, and
+// hand out their sequence numbers again to new writes. If the store is
+// past the shipped position before tailer polls, the sequence number
+// alone looks fine and the rewritten batches up to it would be skipped as
+// shipped: the bucket would restore a state that never existed. So the
+// batch at the last shipped sequence number, as shipped, is compared
+// with the one the store's WAL now holds there.
+
+// reuseWhy decides from the batch shipped last (its raw bytes; it ends at
+// sequence number last) and the batch of the store's WAL that holds that
+// sequence number (nil: no WAL file holds it) whether the store still has
+// the history that was shipped. It returns "" when it does, else the
+// reason for a new generation.
+//
+// A batch the WAL no longer holds is taken as unchanged: RocksDB deletes
+// a WAL file only after its data is flushed, and a flush is fsynced, so
+// that batch was durable and cannot have been lost. (A store that is
+// behind last holds no batch there either: the first poll's
+// backwards-sequence check starts the new generation then.)
+func reuseWhy(last uint64, shipped, stored []byte) string {
+	if stored == nil || bytes.Equal(shipped, stored) {
+		return ""
+	}
+	why := fmt.Sprintf("the store's batch at seq %d differs from the one shipped: the store lost writes (power loss?) and reused sequence numbers", last)
+	sh, err1 := wbatch.ReadHeader(shipped)
+	st, err2 := wbatch.ReadHeader(stored)
+	if err1 == nil && err2 == nil && (sh.Seq != st.Seq || sh.Count != st.Count) {
+		why += fmt.Sprintf(" (shipped batch %d..%d, the store's %d..%d)", sh.Seq, sh.LastSeq(), st.Seq, st.LastSeq())
+	}
+	return why
+}
+
+// checkShippedBatch compares the last batch generation g holds with the
+// store's WAL at that sequence number (reuseWhy). It returns "" when the
+// generation ends with an export rather than a segment: there is no
+// shipped batch to compare then.
+func (a *Agent) checkShippedBatch(ctx context.Context, t *target, g layout.Generation) (string, error) {
+	last := g.LastSeq()
+	shipped, err := a.lastShippedBatch(ctx, t, g, last)
+	if err != nil || shipped == nil {
+		return "", err
+	}
+	stored, err := a.storeBatchAt(last)
+	if err != nil {
+		return "", err
+	}
+	return reuseWhy(last, shipped, stored), nil
+}
+
+// lastShippedBatch returns the raw bytes of the batch ending at last from
+// the smallest segment of g that ends there (the spool's copy when it is
+// still queued, else the replica's), or nil when no segment ends there.
+func (a *Agent) lastShippedBatch(ctx context.Context, t *target, g layout.Generation, last uint64) ([]byte, error) {
+	var segs []layout.Segment
+	for _, s := range g.Segments {
+		if s.Last == last {
+			segs = append(segs, s)
+		}
+	}
+	if len(segs) == 0 {
+		return nil, nil
+	}
+	sort.Slice(segs, func(i, j int) bool { return segs[i].Size < segs[j].Size })
+	pending, err := t.spool.Pending()
+	if err != nil {
+		return nil, fmt.Errorf("read spool: %w", err)
+	}
+	queued := make(map[string]string, len(pending))
+	for _, e := range pending {
+		queued[e.Key] = e.Path
+	}
+	var lastErr error
+	for _, s := range segs {
+		path, ok := queued[s.Key]
+		if !ok {
+			// Compaction may have replaced this one meanwhile: try the next.
+			path = filepath.Join(a.cfg.Scratch, "resume-check.tseg")
+			if _, err := uploader.Download(ctx, t.r, s.Key, path); err != nil {
+				lastErr = err
+				continue
+			}
+			defer os.Remove(path)
+		}
+		b, err := lastBatchOf(path, s.Key)
+		if err != nil {
+			return nil, err
+		}
+		if h, err := wbatch.ReadHeader(b); err != nil || h.LastSeq() != last {
+			return nil, fmt.Errorf("segment %s: its last batch does not end at %d: %w", s.Key, last, segment.ErrCorrupt)
+		}
+		return b, nil
+	}
+	return nil, fmt.Errorf("read the last shipped batch (seq %d) to check the store against it: %w", last, lastErr)
+}
+
+// lastBatchOf reads a segment file to its end (which checks its
+// checksums) and returns its last batch.
+func lastBatchOf(path, key string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", key, err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("stat %s: %w", key, err)
+	}
+	rd, err := segment.Open(f, fi.Size(), key)
+	if err != nil {
+		return nil, err
+	}
+	defer rd.Close()
+	var last []byte
+	for {
+		b, err := rd.NextBatch()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+		last = b.Data
+	}
+	if last == nil {
+		return nil, fmt.Errorf("segment %s holds no batch: %w", key, segment.ErrCorrupt)
+	}
+	return last, nil
+}
+
+// storeBatchAt returns the batch of the store's (pinned) WAL that holds
+// sequence number seq, or nil when no WAL file holds it.
+func (a *Agent) storeBatchAt(seq uint64) ([]byte, error) {
+	var found []byte
+	_, err := a.pins.Next(walpin.Cursor{}, seq, seq, func(_ uint64, data []byte) error {
+		h, err := wbatch.ReadHeader(data)
+		if err != nil {
+			return fmt.Errorf("WAL batch: %w", err)
+		}
+		if h.Count > 0 && h.Seq <= seq && seq <= h.LastSeq() {
+			found = data
+		}
+		return nil
+	})
+	if errors.Is(err, walpin.ErrNotPinned) {
+		return nil, nil // every WAL file starts after seq: flushed and deleted
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read the store's WAL at seq %d: %w", seq, err)
+	}
+	return found, nil
+}
