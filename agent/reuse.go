@@ -148,11 +148,14 @@ func lastBatchOf(path, key string) ([]byte, error) {
 	return last, nil
 }
 
-// storeBatchAt returns the batch of the store's (pinned) WAL that holds
-// sequence number seq, or nil when no WAL file holds it.
+// storeBatchAt returns the batch of the store's WAL that holds sequence
+// number seq, or nil when no WAL file holds it. The store's own files are
+// read in place, not the pins: a pin left by an earlier run may be a file
+// of an earlier life of the store (restored from an older copy since) whose
+// number the store now uses again for other batches.
 func (a *Agent) storeBatchAt(seq uint64) ([]byte, error) {
 	var found []byte
-	_, err := a.pins.Next(walpin.Cursor{}, seq, seq, func(_ uint64, data []byte) error {
+	_, err := walpin.NewDirect(a.cfg.DB, a.log).Next(walpin.Cursor{}, seq, seq, func(_ uint64, data []byte) error {
 		h, err := wbatch.ReadHeader(data)
 		if err != nil {
 			return fmt.Errorf("WAL batch: %w", err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -27,18 +28,28 @@ import (
 // batch at the last shipped sequence number is not the one it shipped and
 // start a new generation; continuing would treat the rewritten batches up
 // to there as shipped, and the bucket would restore a state that never
-// existed. The newest restore must equal the rewritten primary.
+// existed. The newest restore must equal the rewritten primary. The same
+// must hold when the store is instead swapped for an older copy of itself
+// while tailer is stopped (same IDENTITY; its reopened WAL takes a file
+// number a WAL pin of the earlier run still holds with the shipped
+// batches), with WAL pins and without.
 func TestSequenceReuseAfterPowerLoss(t *testing.T) {
 	for _, tc := range []struct {
 		name        string
 		pinInterval time.Duration
-	}{{"pinned", 0}, {"pinning off", -1}} {
+		// olderCopy: the store is swapped for a copy taken after kept
+		// (an operator restoring a backup while tailer was stopped)
+		// instead of losing its WAL tail in place.
+		olderCopy bool
+	}{{"pinned", 0, false}, {"pinning off", -1, false}, {"older copy restored", 0, true}, {"older copy restored, pinning off", -1, true}} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
 			primary := filepath.Join(dir, "primary")
 			e := &env{t: t, dir: dir, replica: backends()[0].open(t)}
 			t.Cleanup(e.stopTailer)
-			run := func() { e.runAgent(agent.Config{DB: primary, Poll: 25 * time.Millisecond, PinInterval: tc.pinInterval}) }
+			run := func() {
+				e.runAgent(agent.Config{DB: primary, Poll: 25 * time.Millisecond, PinInterval: tc.pinInterval})
+			}
 
 			// RocksDB's default 64 MiB memtables: nothing is flushed, every
 			// batch below stays in one WAL file.
@@ -49,6 +60,16 @@ func TestSequenceReuseAfterPowerLoss(t *testing.T) {
 			defer func() { st.Close() }()
 			kept := writeBatches(t, st, 50, "kept")
 			wal, durable := newestWAL(t, primary)
+			backup := filepath.Join(dir, "primary-copy")
+			if tc.olderCopy {
+				st.Close()
+				if out, err := exec.Command("cp", "-a", primary, backup).CombinedOutput(); err != nil {
+					t.Fatalf("copy the primary: %v %s", err, out)
+				}
+				if st, err = store.OpenWritable(primary, stalwart.Families016, false, nil); err != nil {
+					t.Fatal(err)
+				}
+			}
 			run()
 			e.waitRestorable(kept.Seq)
 			lost := writeBatches(t, st, 40, "lost")
@@ -59,8 +80,10 @@ func TestSequenceReuseAfterPowerLoss(t *testing.T) {
 			}
 			st.Close()
 
-			// The power loss: what was written after kept never reached the disk.
-			if err := os.Truncate(wal, durable); err != nil {
+			if tc.olderCopy {
+				swap(t, primary, backup)
+			} else if err := os.Truncate(wal, durable); err != nil {
+				// The power loss: what was written after kept never reached the disk.
 				t.Fatal(err)
 			}
 			st, err = store.OpenWritable(primary, stalwart.Families016, false, nil)
