@@ -1,11 +1,13 @@
 package agent
 
 import (
-	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"sort"
@@ -27,51 +29,67 @@ import (
 // batch at the last shipped sequence number, as shipped, is compared
 // with the one the store's WAL now holds there.
 
-// reuseWhy decides from the batch shipped last (its raw bytes; it ends at
-// sequence number last) and the batch of the store's WAL that holds that
-// sequence number (nil: no WAL file holds it) whether the store still has
-// the history that was shipped. It returns "" when it does, else the
-// reason for a new generation.
+// reuseWhy decides from the batch shipped last (it ends at sequence
+// number last) and the batch of the store's WAL that holds that sequence
+// number (nil: no WAL file holds it) whether the store still has the
+// history that was shipped. It returns "" when it does, else the reason
+// for a new generation.
 //
 // A batch the WAL no longer holds is taken as unchanged: RocksDB deletes
 // a WAL file only after its data is flushed, and a flush is fsynced, so
 // that batch was durable and cannot have been lost. (A store that is
 // behind last holds no batch there either: the first poll's
 // backwards-sequence check starts the new generation then.)
-func reuseWhy(last uint64, shipped, stored []byte) string {
-	if stored == nil || bytes.Equal(shipped, stored) {
+func reuseWhy(last uint64, shipped layout.BatchSum, stored *layout.BatchSum) string {
+	if stored == nil || *stored == shipped {
 		return ""
 	}
 	why := fmt.Sprintf("the store's batch at seq %d differs from the one shipped: the store lost writes (power loss?) and reused sequence numbers", last)
-	sh, err1 := wbatch.ReadHeader(shipped)
-	st, err2 := wbatch.ReadHeader(stored)
-	if err1 == nil && err2 == nil && (sh.Seq != st.Seq || sh.Count != st.Count) {
-		why += fmt.Sprintf(" (shipped batch %d..%d, the store's %d..%d)", sh.Seq, sh.LastSeq(), st.Seq, st.LastSeq())
+	if stored.Seq != shipped.Seq || stored.LastSeq != shipped.LastSeq {
+		why += fmt.Sprintf(" (shipped batch %d..%d, the store's %d..%d)", shipped.Seq, shipped.LastSeq, stored.Seq, stored.LastSeq)
 	}
 	return why
 }
 
+// sumOf identifies a raw WriteBatch.
+func sumOf(data []byte) (layout.BatchSum, error) {
+	h, err := wbatch.ReadHeader(data)
+	if err != nil {
+		return layout.BatchSum{}, err
+	}
+	sum := sha256.Sum256(data)
+	return layout.BatchSum{Seq: h.Seq, LastSeq: h.LastSeq(), SHA256: hex.EncodeToString(sum[:])}, nil
+}
+
 // checkShippedBatch compares the last batch generation g holds with the
-// store's WAL at that sequence number (reuseWhy). It returns "" when the
-// generation ends with an export rather than a segment: there is no
-// shipped batch to compare then.
-func (a *Agent) checkShippedBatch(ctx context.Context, t *target, g layout.Generation) (string, error) {
+// store's WAL at that sequence number (reuseWhy): the last batch of its
+// newest segment, or, when the generation ends with its base export, the
+// batch generation.json recorded. It returns "" when there is nothing to
+// compare: a generation that ends with a later (periodic) export, or
+// whose base batch had been flushed when it started.
+func (a *Agent) checkShippedBatch(ctx context.Context, t *target, g layout.Generation, meta layout.Meta) (string, error) {
 	last := g.LastSeq()
 	shipped, err := a.lastShippedBatch(ctx, t, g, last)
-	if err != nil || shipped == nil {
-		return "", err
-	}
-	stored, err := a.storeBatchAt(last)
 	if err != nil {
 		return "", err
 	}
-	return reuseWhy(last, shipped, stored), nil
+	if shipped == nil && meta.BaseBatch != nil && meta.BaseBatch.LastSeq == last {
+		shipped = meta.BaseBatch
+	}
+	if shipped == nil {
+		return "", nil
+	}
+	stored, err := batchAt(a.cfg.DB, last, a.log)
+	if err != nil {
+		return "", err
+	}
+	return reuseWhy(last, *shipped, stored), nil
 }
 
-// lastShippedBatch returns the raw bytes of the batch ending at last from
-// the smallest segment of g that ends there (the spool's copy when it is
-// still queued, else the replica's), or nil when no segment ends there.
-func (a *Agent) lastShippedBatch(ctx context.Context, t *target, g layout.Generation, last uint64) ([]byte, error) {
+// lastShippedBatch identifies the batch ending at last in the smallest
+// segment of g that ends there (the spool's copy when it is still queued,
+// else the replica's), or returns nil when no segment ends there.
+func (a *Agent) lastShippedBatch(ctx context.Context, t *target, g layout.Generation, last uint64) (*layout.BatchSum, error) {
 	var segs []layout.Segment
 	for _, s := range g.Segments {
 		if s.Last == last {
@@ -106,10 +124,11 @@ func (a *Agent) lastShippedBatch(ctx context.Context, t *target, g layout.Genera
 		if err != nil {
 			return nil, err
 		}
-		if h, err := wbatch.ReadHeader(b); err != nil || h.LastSeq() != last {
+		sum, err := sumOf(b)
+		if err != nil || sum.LastSeq != last {
 			return nil, fmt.Errorf("segment %s: its last batch does not end at %d: %w", s.Key, last, segment.ErrCorrupt)
 		}
-		return b, nil
+		return &sum, nil
 	}
 	return nil, fmt.Errorf("read the last shipped batch (seq %d) to check the store against it: %w", last, lastErr)
 }
@@ -148,20 +167,21 @@ func lastBatchOf(path, key string) ([]byte, error) {
 	return last, nil
 }
 
-// storeBatchAt returns the batch of the store's WAL that holds sequence
-// number seq, or nil when no WAL file holds it. The store's own files are
-// read in place, not the pins: a pin left by an earlier run may be a file
-// of an earlier life of the store (restored from an older copy since) whose
-// number the store now uses again for other batches.
-func (a *Agent) storeBatchAt(seq uint64) ([]byte, error) {
-	var found []byte
-	_, err := walpin.NewDirect(a.cfg.DB, a.log).Next(walpin.Cursor{}, seq, seq, func(_ uint64, data []byte) error {
-		h, err := wbatch.ReadHeader(data)
+// batchAt identifies the batch of the WAL files in dir (a store's or a
+// snapshot's) that holds sequence number seq, or returns nil when none
+// holds it. A store's own files are read in place, not tailer's pins: a
+// pin left by an earlier run may be a file of an earlier life of the
+// store (restored from an older copy since) whose number the store now
+// uses again for other batches.
+func batchAt(dir string, seq uint64, log *slog.Logger) (*layout.BatchSum, error) {
+	var found *layout.BatchSum
+	_, err := walpin.NewDirect(dir, log).Next(walpin.Cursor{}, seq, seq, func(_ uint64, data []byte) error {
+		sum, err := sumOf(data)
 		if err != nil {
 			return fmt.Errorf("WAL batch: %w", err)
 		}
-		if h.Count > 0 && h.Seq <= seq && seq <= h.LastSeq() {
-			found = data
+		if sum.Seq <= seq && seq <= sum.LastSeq { // never a batch of no records
+			found = &sum
 		}
 		return nil
 	})
@@ -169,7 +189,7 @@ func (a *Agent) storeBatchAt(seq uint64) ([]byte, error) {
 		return nil, nil // every WAL file starts after seq: flushed and deleted
 	}
 	if err != nil {
-		return nil, fmt.Errorf("read the store's WAL at seq %d: %w", seq, err)
+		return nil, fmt.Errorf("read the WAL of %s at seq %d: %w", dir, seq, err)
 	}
 	return found, nil
 }

@@ -4,21 +4,26 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/tailer-backup/tailer/internal/layout"
 	"github.com/tailer-backup/tailer/internal/wbatch"
 )
 
 func TestReuseWhy(t *testing.T) {
-	batch := func(seq uint64, keys ...string) []byte {
+	batch := func(seq uint64, keys ...string) *layout.BatchSum {
 		b := wbatch.NewBuilder(seq)
 		for _, k := range keys {
 			b.Add(wbatch.Record{Op: wbatch.OpPut, CF: 3, Key: []byte(k), Value: []byte("v")})
 		}
-		return b.Bytes()
+		sum, err := sumOf(b.Bytes())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &sum
 	}
-	shipped := batch(9, "a", "b") // seqs 9..10
+	shipped := *batch(9, "a", "b") // seqs 9..10
 	for _, tc := range []struct {
 		name   string
-		stored []byte
+		stored *layout.BatchSum
 		want   []string // substrings of the reason; none: the store still holds what was shipped
 	}{
 		{"the same batch", batch(9, "a", "b"), nil},

@@ -82,7 +82,7 @@ func (a *Agent) resume(ctx context.Context) error {
 		}
 	}
 	g := first.g
-	why, err := a.checkShippedBatch(ctx, first.t, *g)
+	why, err := a.checkShippedBatch(ctx, first.t, *g, first.meta)
 	switch {
 	case errors.Is(err, segment.ErrCorrupt):
 		a.newGenWhy = fmt.Sprintf("the last shipped segment of generation %s cannot be read to check the store against it: %v", g.ID, err)

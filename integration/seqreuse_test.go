@@ -41,7 +41,16 @@ func TestSequenceReuseAfterPowerLoss(t *testing.T) {
 		// (an operator restoring a backup while tailer was stopped)
 		// instead of losing its WAL tail in place.
 		olderCopy bool
-	}{{"pinned", 0, false}, {"pinning off", -1, false}, {"older copy restored", 0, true}, {"older copy restored, pinning off", -1, true}} {
+		// inExport: tailer starts only after the lost writes, so they
+		// are shipped in the base export and no segment follows it.
+		inExport bool
+	}{
+		{"pinned", 0, false, false},
+		{"pinning off", -1, false, false},
+		{"older copy restored", 0, true, false},
+		{"older copy restored, pinning off", -1, true, false},
+		{"lost writes in the base export", 0, false, true},
+	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
 			primary := filepath.Join(dir, "primary")
@@ -70,13 +79,18 @@ func TestSequenceReuseAfterPowerLoss(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			run()
-			e.waitRestorable(kept.Seq)
+			if !tc.inExport {
+				run()
+				e.waitRestorable(kept.Seq)
+			}
 			lost := writeBatches(t, st, 40, "lost")
+			if tc.inExport {
+				run()
+			}
 			e.waitRestorable(lost.Seq)
 			e.stopTailer()
-			if gens := e.generations(); len(gens) != 1 || len(gens[0].Segments) == 0 {
-				t.Fatalf("before the power loss: %d generations, want one with segments up to %d", len(gens), lost.Seq)
+			if gens := e.generations(); len(gens) != 1 || (len(gens[0].Segments) == 0) != tc.inExport {
+				t.Fatalf("before the power loss: %d generations, want one with segments up to %d (or, for the base export case, none)", len(gens), lost.Seq)
 			}
 			st.Close()
 
