@@ -110,17 +110,17 @@ func (a *Agent) lastShippedBatch(ctx context.Context, t *target, g layout.Genera
 	}
 	var lastErr error
 	for _, s := range segs {
-		path, ok := queued[s.Key]
-		if !ok {
-			// Compaction may have replaced this one meanwhile: try the next.
-			path = filepath.Join(a.cfg.Scratch, "resume-check.tseg")
+		b, err := lastBatchOf(queued[s.Key], s.Key)
+		if queued[s.Key] == "" || errors.Is(err, os.ErrNotExist) {
+			// Not queued, or uploaded (and dropped from the spool) since.
+			path := filepath.Join(a.cfg.Scratch, "resume-check.tseg")
 			if _, err := uploader.Download(ctx, t.r, s.Key, path); err != nil {
-				lastErr = err
+				lastErr = err // compaction may have replaced it meanwhile: try the next
 				continue
 			}
-			defer os.Remove(path)
+			b, err = lastBatchOf(path, s.Key)
+			os.Remove(path)
 		}
-		b, err := lastBatchOf(path, s.Key)
 		if err != nil {
 			return nil, err
 		}
@@ -136,6 +136,9 @@ func (a *Agent) lastShippedBatch(ctx context.Context, t *target, g layout.Genera
 // lastBatchOf reads a segment file to its end (which checks its
 // checksums) and returns its last batch.
 func lastBatchOf(path, key string) ([]byte, error) {
+	if path == "" {
+		return nil, nil
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", key, err)
