@@ -50,6 +50,11 @@ func (a *Agent) startGeneration(ctx, expCtx context.Context) error {
 		ID: id, Created: now.UTC(), Reason: why, DBIdentity: identity, Source: a.cfg.DB,
 		BaseSeq: frozen.Seq, Families: frozen.Store.FamilyTable(),
 	}
+	// The batch ending at the export's sequence number, for the resume
+	// check (checkShippedBatch) until a segment follows the export.
+	if meta.BaseBatch, err = batchAt(frozen.Dir, frozen.Seq, a.log); err != nil {
+		a.log.Warn("cannot read the snapshot's last WAL batch; a restart before the first segment cannot check the store against it", "seq", frozen.Seq, "err", err)
+	}
 	raw, err := layout.EncodeMeta(meta)
 	if err == nil {
 		a.expMu.Lock()

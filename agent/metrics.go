@@ -14,7 +14,7 @@ type metrics struct {
 	pollErrors, changelogUndecoded           prometheus.Counter
 	compactMerged, compactDeleted            prometheus.Counter
 	retentionDeleted, maintenanceErrors      prometheus.Counter
-	detached                                 prometheus.Counter
+	detached, seqReuse                       prometheus.Counter
 	changes                                  *prometheus.CounterVec
 }
 
@@ -46,6 +46,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		retentionDeleted:   c("tailer_retention_deleted_total", "Objects deleted by retention (no retained restore point needed them)."),
 		maintenanceErrors:  c("tailer_maintenance_errors_total", "Compaction or retention rounds that failed (retried next round)."),
 		detached:           c("tailer_replica_detached_total", "Times a replica was detached because its spool filled (a new generation re-includes it)."),
+		seqReuse:           c("tailer_sequence_reuse_total", "Starts at which the store's batch at the last shipped sequence number differed from the shipped one: the store lost writes (power loss) and reused their sequence numbers; each starts a new generation."),
 		pinFiles:           g("tailer_wal_pins", "WAL files of the primary tailer holds hard links to (released once shipped)."),
 		pinBytes:           g("tailer_wal_pin_bytes", "Bytes of the pinned WAL files."),
 		pinnedBatches:      c("tailer_batches_from_pins_total", "WAL batches read by tailer's own WAL reader: from its pinned copies of the primary's WAL files, or from the primary's files in place when pinning is off."),

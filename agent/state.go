@@ -2,11 +2,13 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 
 	"github.com/tailer-backup/tailer/internal/catalog"
 	"github.com/tailer-backup/tailer/internal/layout"
+	"github.com/tailer-backup/tailer/segment"
 )
 
 // generation is the generation the agent is shipping into.
@@ -20,6 +22,9 @@ type generation struct {
 // on. With several replicas it goes on only if every one holds the same
 // generation up to the same batch; a replica added later (or one that fell
 // behind) makes a new generation, so that every replica gets its export.
+// The last shipped batch must also still be the store's batch at that
+// sequence number (checkShippedBatch): a store that lost writes and reused
+// their sequence numbers makes a new generation too.
 func (a *Agent) resume(ctx context.Context) error {
 	type view struct {
 		t    *target
@@ -77,6 +82,20 @@ func (a *Agent) resume(ctx context.Context) error {
 		}
 	}
 	g := first.g
+	why, err := a.checkShippedBatch(ctx, first.t, *g, first.meta)
+	switch {
+	case errors.Is(err, segment.ErrCorrupt):
+		a.newGenWhy = fmt.Sprintf("the last shipped segment of generation %s cannot be read to check the store against it: %v", g.ID, err)
+		a.log.Warn(a.newGenWhy + "; starting a new generation")
+		return nil
+	case err != nil:
+		return err
+	case why != "":
+		a.m.seqReuse.Inc()
+		a.newGenWhy = why
+		a.log.Warn(why+"; starting a new generation", "generation", g.ID, "last_shipped_seq", g.LastSeq())
+		return nil
+	}
 	a.gen = &generation{meta: first.meta, hasExport: true}
 	a.lastShipped = g.LastSeq()
 	a.lastExp = g.Exports[len(g.Exports)-1].Modified

@@ -77,6 +77,20 @@ type Meta struct {
 	BaseSeq    uint64           `json:"base_seq"`         // sequence of the base export
 	Families   []segment.Family `json:"families"`
 	Format     int              `json:"format_version"`
+	// BaseBatch is the WAL batch ending at BaseSeq, when the store's WAL
+	// still held it: until a segment follows the export it is the only
+	// record of the shipped history's end, which a restarted tailer
+	// compares with the store's (a store that lost writes and reused
+	// their sequence numbers starts a new generation).
+	BaseBatch *BatchSum `json:"base_batch,omitempty"`
+}
+
+// BatchSum identifies one RocksDB WriteBatch without keeping it: the
+// sequence numbers it covers and the SHA-256 of its bytes.
+type BatchSum struct {
+	Seq     uint64 `json:"seq"`
+	LastSeq uint64 `json:"last_seq"`
+	SHA256  string `json:"sha256"`
 }
 
 // Object is one object found in a LIST.
