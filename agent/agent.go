@@ -96,12 +96,15 @@ func (c *Config) setDefaults() error {
 	if len(c.Replicas) == 0 {
 		return errors.New("no --replica given: e.g. s3://bucket/stalwart or file:///backups/stalwart")
 	}
-	seen := map[string]bool{}
+	seen := map[string]uploader.Replica{}
 	for _, r := range c.Replicas {
-		if seen[r.String()] {
-			return fmt.Errorf("replica %s is given twice", r)
+		if prev, ok := seen[uploader.IdentityOf(r)]; ok {
+			if prev.String() == r.String() {
+				return fmt.Errorf("replica %s is given twice", r)
+			}
+			return fmt.Errorf("replicas %s and %s are the same bucket and prefix (%s): give it once", prev, r, uploader.IdentityOf(r))
 		}
-		seen[r.String()] = true
+		seen[uploader.IdentityOf(r)] = r
 	}
 	if c.Scratch == "" {
 		c.Scratch = filepath.Join(filepath.Dir(filepath.Clean(c.DB)), filepath.Base(c.DB)+".tailer")
