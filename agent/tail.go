@@ -19,6 +19,9 @@ import (
 // poll is one cycle: lineage checks, catch-up, tail, and a periodic export
 // when one is due.
 func (a *Agent) poll(ctx, expCtx context.Context) error {
+	if low, err := a.checkDisk(ctx); err != nil || low {
+		return err
+	}
 	if a.gen != nil && a.newGenWhy == "" {
 		if err := a.checkLineage(); err != nil {
 			return err
