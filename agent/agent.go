@@ -23,6 +23,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/tailer-backup/tailer/compaction"
+	"github.com/tailer-backup/tailer/internal/diskguard"
 	"github.com/tailer-backup/tailer/internal/store"
 	"github.com/tailer-backup/tailer/lease"
 	"github.com/tailer-backup/tailer/retention"
@@ -57,6 +58,18 @@ type Config struct {
 	// could not keep them, the next poll finds a gap and starts a new
 	// generation: never a silent hole.
 	SpoolMaxBytes int64
+	// MinFree is the free space to keep on the filesystems of DB, Scratch
+	// and Spool (nil: diskguard.Default, 5%; the zero Threshold: no
+	// guard). The spool and the WAL pins live beside the mail server's
+	// store, and a mail server that cannot write is worse than a gap in
+	// its backup: below MinFree tailer stops sealing and exporting and
+	// drops its WAL pins, loudly, until free space is back above MinFree
+	// plus 1%; tailing then resumes, and if the store deleted WAL it still
+	// needed, the gap starts a new generation. Uploads go on throughout.
+	MinFree *diskguard.Threshold
+	// FreeSpace measures a filesystem (nil: statfs); tests simulate a full
+	// disk with it.
+	FreeSpace diskguard.FreeFunc
 	// LeaseTTL is the life of the single-writer lease on the replica
 	// prefix without renewal (default 30s; negative: no lease, for
 	// replicas without conditional writes). LeaseWait is how long to wait
@@ -96,12 +109,15 @@ func (c *Config) setDefaults() error {
 	if len(c.Replicas) == 0 {
 		return errors.New("no --replica given: e.g. s3://bucket/stalwart or file:///backups/stalwart")
 	}
-	seen := map[string]bool{}
+	seen := map[string]uploader.Replica{}
 	for _, r := range c.Replicas {
-		if seen[r.String()] {
-			return fmt.Errorf("replica %s is given twice", r)
+		if prev, ok := seen[uploader.IdentityOf(r)]; ok {
+			if prev.String() == r.String() {
+				return fmt.Errorf("replica %s is given twice", r)
+			}
+			return fmt.Errorf("replicas %s and %s are the same bucket and prefix (%s): give it once", prev, r, uploader.IdentityOf(r))
 		}
-		seen[r.String()] = true
+		seen[uploader.IdentityOf(r)] = r
 	}
 	if c.Scratch == "" {
 		c.Scratch = filepath.Join(filepath.Dir(filepath.Clean(c.DB)), filepath.Base(c.DB)+".tailer")
@@ -140,6 +156,10 @@ func (c *Config) setDefaults() error {
 	if c.ReadyMaxLag <= 0 {
 		c.ReadyMaxLag = 2 * time.Minute
 	}
+	if c.MinFree == nil {
+		d := diskguard.Default
+		c.MinFree = &d
+	}
 	if c.ShutdownTimeout <= 0 {
 		c.ShutdownTimeout = 30 * time.Second
 	}
@@ -163,7 +183,13 @@ type Agent struct {
 	targets []*target // one per replica
 	sec     *secondary.Secondary
 	pins    *walpin.Pinner // reads the WAL; direct (no pins) when pinning is off
-	walCur  walpin.Cursor  // where the pinned WAL was read up to
+	pinStop func()         // stops pinning new WAL files (nil: not pinning)
+	guard   *diskguard.Guard
+	// diskLow: the disk guard tripped (see Config.MinFree); read by
+	// Ready and the maintenance goroutine.
+	diskLow   atomic.Bool
+	guardFail bool          // the last free-space measurement failed (logged once)
+	walCur    walpin.Cursor // where the pinned WAL was read up to
 	// lastCatchUp is when the secondary last caught up (see catchUpEvery).
 	lastCatchUp time.Time
 	// instance identifies this tailer across restarts: the id kept in its
@@ -210,7 +236,8 @@ func New(cfg Config) (*Agent, error) {
 		lock.Close()
 		return nil, err
 	}
-	return &Agent{cfg: cfg, log: cfg.Log, targets: targets, m: newMetrics(cfg.Registry), instance: instance, scratchLock: lock}, nil
+	return &Agent{cfg: cfg, log: cfg.Log, targets: targets, m: newMetrics(cfg.Registry), instance: instance, scratchLock: lock,
+		guard: diskguard.New(*cfg.MinFree, cfg.FreeSpace, cfg.DB, cfg.Scratch, cfg.Spool)}, nil
 }
 
 // Run tails until ctx is cancelled, then seals what it holds, lets running
@@ -237,13 +264,11 @@ func (a *Agent) Run(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		if _, err := pins.Pin(); err != nil {
+		a.pins = pins
+		if err := a.startPinning(ctx); err != nil {
 			return err
 		}
-		a.pins = pins
-		pinCtx, stopPins := context.WithCancel(ctx)
-		defer stopPins()
-		go pins.Run(pinCtx, a.cfg.PinInterval)
+		defer a.stopPinning()
 	} else {
 		a.pins = walpin.NewDirect(a.cfg.DB, a.log)
 		a.log.Warn(a.pins.Disabled())
@@ -305,6 +330,9 @@ func (a *Agent) Ready() (bool, string) {
 	}
 	if age := a.cfg.Now().Sub(time.Unix(0, last)); age > 3*a.cfg.Poll+time.Second {
 		return false, fmt.Sprintf("last successful poll %s ago", age.Round(time.Second))
+	}
+	if a.diskLow.Load() {
+		return false, fmt.Sprintf("free space below --min-free %s: backups paused so the mail server can write", a.cfg.MinFree)
 	}
 	for _, t := range a.targets {
 		if lag, err := t.spool.OldestAge(); err == nil && lag > a.cfg.ReadyMaxLag {

@@ -46,6 +46,9 @@ func (a *Agent) maintain(ctx context.Context) {
 			return
 		case <-tick.C:
 		}
+		if a.diskLow.Load() {
+			continue // compaction's work files would take the space the guard leaves to the mail server
+		}
 		for i, t := range a.targets {
 			a.maintainOne(ctx, t, comps[i])
 		}

@@ -15,6 +15,8 @@ type metrics struct {
 	compactMerged, compactDeleted            prometheus.Counter
 	retentionDeleted, maintenanceErrors      prometheus.Counter
 	detached, seqReuse                       prometheus.Counter
+	diskGuardActive                          prometheus.Gauge
+	diskGuardTrips                           prometheus.Counter
 	changes                                  *prometheus.CounterVec
 }
 
@@ -45,6 +47,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		compactDeleted:     c("tailer_compaction_deleted_total", "Narrow segments deleted after their wide segment was verified."),
 		retentionDeleted:   c("tailer_retention_deleted_total", "Objects deleted by retention (no retained restore point needed them)."),
 		maintenanceErrors:  c("tailer_maintenance_errors_total", "Compaction or retention rounds that failed (retried next round)."),
+		diskGuardActive:    g("tailer_disk_guard_active", "1 while free space on the store's filesystem is below --min-free: no sealing, no exports, no WAL pins (a gap, then a new generation, rather than a full disk)."),
+		diskGuardTrips:     c("tailer_disk_guard_trips_total", "Times free space fell below --min-free and tailer paused backups to leave the space to the mail server."),
 		detached:           c("tailer_replica_detached_total", "Times a replica was detached because its spool filled (a new generation re-includes it)."),
 		seqReuse:           c("tailer_sequence_reuse_total", "Starts at which the store's batch at the last shipped sequence number differed from the shipped one: the store lost writes (power loss) and reused their sequence numbers; each starts a new generation."),
 		pinFiles:           g("tailer_wal_pins", "WAL files of the primary tailer holds hard links to (released once shipped)."),

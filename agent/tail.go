@@ -19,6 +19,9 @@ import (
 // poll is one cycle: lineage checks, catch-up, tail, and a periodic export
 // when one is due.
 func (a *Agent) poll(ctx, expCtx context.Context) error {
+	if low, err := a.checkDisk(ctx); err != nil || low {
+		return err
+	}
 	if a.gen != nil && a.newGenWhy == "" {
 		if err := a.checkLineage(); err != nil {
 			return err
@@ -194,15 +197,16 @@ func (a *Agent) tail(ctx context.Context, latest uint64) error {
 	if err != nil {
 		a.walCur = walpin.Cursor{} // re-find by sequence number next time
 	}
-	if err == nil && seen == 0 && want <= latest {
+	switch {
+	case err != nil:
+	case seen == 0 && want <= latest:
 		// The store is ahead of what was shipped but no WAL file holds a
 		// batch at or after it: the primary deleted it (or is switching
-		// files, for a moment).
+		// files, for a moment, hence several polls).
 		if a.emptyPolls++; a.emptyPolls >= emptyPollsForGap {
 			err = gapError{want: want}
 		}
-	}
-	if err == nil {
+	default:
 		a.emptyPolls = 0
 	}
 	if len(pending) > 0 {

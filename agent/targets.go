@@ -2,11 +2,8 @@ package agent
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"io"
-	"path/filepath"
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -29,26 +26,55 @@ type target struct {
 	detached bool
 }
 
-// spoolDir gives each replica a spool named after its URL, so the same
-// replica finds its queue again whatever the order of --replica flags.
-func spoolDir(root string, r uploader.Replica) string {
-	sum := sha256.Sum256([]byte(r.String()))
-	return filepath.Join(root, hex.EncodeToString(sum[:6]))
-}
-
-// openTargets opens a spool and an uploader per replica.
+// openTargets opens a spool and an uploader per replica. Each spool is
+// keyed by the replica's identity (bucket and prefix, not the URL's
+// spelling), so the objects queued for a replica are found again whatever
+// the order of --replica flags and however its URL is written; a queue an
+// older tailer named after the URL is moved under the new name. Spool
+// directories no configured replica owns are reported, loudly, and left
+// alone.
 func openTargets(cfg Config) ([]*target, error) {
 	var out []*target
+	owned := map[string]bool{}
 	for _, r := range cfg.Replicas {
-		dir := spoolDir(cfg.Spool, r)
-		sp, err := uploader.OpenSpool(dir)
+		sp, moved, err := uploader.OpenReplicaSpool(cfg.Spool, r)
 		if err != nil {
-			return nil, fmt.Errorf("open spool %s for %s: %w", dir, r, err)
+			return nil, fmt.Errorf("open the spool for %s under %s: %w", r, cfg.Spool, err)
 		}
+		if moved != "" {
+			cfg.Log.Info("found this replica's spool under an earlier name; moved it", "replica", r.String(), "from", moved, "to", sp.Dir())
+		}
+		owned[sp.Dir()] = true
 		reg := prometheus.WrapRegistererWith(prometheus.Labels{"replica": r.String()}, cfg.Registry)
 		out = append(out, &target{r: r, spool: sp, shipper: uploader.NewShipper(sp, r, reg, cfg.Log)})
 	}
-	return out, nil
+	return out, reportOrphans(cfg, owned)
+}
+
+// reportOrphans warns about spool directories under cfg.Spool that none
+// of the configured replicas owns: their objects are not uploaded by this
+// run, and the operator must decide.
+func reportOrphans(cfg Config, owned map[string]bool) error {
+	infos, err := uploader.ListSpools(cfg.Spool)
+	if err != nil {
+		return err
+	}
+	for _, i := range infos {
+		if owned[i.Dir] {
+			continue
+		}
+		who := "unknown (an older tailer wrote it without recording its replica)"
+		if i.Owner != nil {
+			who = i.Owner.Replica
+		}
+		if i.Objects == 0 {
+			cfg.Log.Info("empty spool directory of a replica not configured now; it may be removed", "dir", i.Dir, "replica", who)
+			continue
+		}
+		cfg.Log.Error("ORPHANED SPOOL: a spool directory holds objects for a replica this run does not ship to; they are NOT uploaded. Run tailer once with that --replica (and the same --spool) to upload them, or remove the directory if they are not needed",
+			"dir", i.Dir, "replica", who, "objects", i.Objects, "bytes", i.Bytes)
+	}
+	return nil
 }
 
 // attached are the targets new objects are queued for. It is read by

@@ -202,6 +202,10 @@ func Encrypted(r Replica, key []byte) (Replica, error) {
 // metrics name the bucket the operator knows.
 func (e *encrypted) String() string { return e.r.String() }
 
+// Identity is the wrapped replica's: encryption happens on upload, the
+// spool holds plaintext, so it stays keyed by the bucket alone.
+func (e *encrypted) Identity() string { return IdentityOf(e.r) }
+
 // objHeader is a parsed object header and the AEAD for its chunks.
 type objHeader struct {
 	raw  [encHeaderLen]byte
@@ -707,6 +711,9 @@ func Unencrypted(r Replica) Replica { return &unencrypted{r} }
 type unencrypted struct{ r Replica }
 
 func (u *unencrypted) String() string { return u.r.String() }
+
+// Identity is the wrapped replica's (see encrypted.Identity).
+func (u *unencrypted) Identity() string { return IdentityOf(u.r) }
 func (u *unencrypted) Put(ctx context.Context, key string, r io.Reader, size int64) error {
 	return u.r.Put(ctx, key, r, size)
 }

@@ -28,6 +28,10 @@ func newFileReplica(root string) *fileReplica { return &fileReplica{root: root} 
 // String returns the file:// URL of the directory.
 func (r *fileReplica) String() string { return "file://" + filepath.ToSlash(r.root) }
 
+// Identity implements Identifier: the file:// URL of the cleaned absolute
+// directory, which is what String shows already.
+func (r *fileReplica) Identity() string { return r.String() }
+
 func (r *fileReplica) path(key string) string {
 	return filepath.Join(r.root, filepath.FromSlash(key))
 }

@@ -33,6 +33,7 @@ type s3Replica struct {
 	uploader  *manager.Uploader
 	loc       s3Location
 	display   string
+	identity  string
 	threshold int64
 }
 
@@ -125,12 +126,17 @@ func newS3Replica(ctx context.Context, loc s3Location, opts Options) (*s3Replica
 		u.PartSize = partSize
 		u.Concurrency = 4
 	})
-	return &s3Replica{client: client, uploader: up, loc: loc, display: shown.displayURL(), threshold: threshold}, nil
+	return &s3Replica{client: client, uploader: up, loc: loc, display: shown.displayURL(),
+		identity: loc.identity(shown.endpoint), threshold: threshold}, nil
 }
 
 // String returns s3://bucket/prefix with endpoint, region and path-style
 // when set; never credentials.
 func (r *s3Replica) String() string { return r.display }
+
+// Identity implements Identifier: s3://HOST[:PORT]/BUCKET/PREFIX/, the
+// same whatever region, path-style or endpoint spelling the URL used.
+func (r *s3Replica) Identity() string { return r.identity }
 
 // Put implements Replica: one PutObject up to the multipart threshold, a
 // multipart upload above it (or when size is unknown).

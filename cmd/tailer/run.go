@@ -17,6 +17,7 @@ import (
 
 	"github.com/tailer-backup/tailer/agent"
 	"github.com/tailer-backup/tailer/compaction"
+	"github.com/tailer-backup/tailer/internal/diskguard"
 	"github.com/tailer-backup/tailer/retention"
 )
 
@@ -27,6 +28,7 @@ func newRunCmd(g *globals) *cobra.Command {
 		listen   string
 		levels   string
 		keepFor  string
+		minFree  string
 	)
 	cmd := &cobra.Command{
 		Use:   "run --db DIR --replica URL",
@@ -62,6 +64,11 @@ Metrics (Prometheus), /healthz and /readyz are served on --listen.`,
   tailer run --db /var/lib/stalwart --replica file:///srv/backup/mail --poll 500ms --export-interval 6h`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			mf, err := diskguard.Parse(minFree)
+			if err != nil {
+				return fmt.Errorf("--min-free %w", err)
+			}
+			cfg.MinFree = &mf
 			lv, err := parseLevels(levels)
 			if err != nil {
 				return err
@@ -114,6 +121,7 @@ Metrics (Prometheus), /healthz and /readyz are served on --listen.`,
 	f.DurationVar(&cfg.ExportInterval, "export-interval", 24*time.Hour, "how often to take a full export (0 disables periodic exports; a new generation always takes one)")
 	f.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "on SIGTERM, how long to keep uploading the spool before exiting")
 	f.Int64Var(&cfg.SpoolMaxBytes, "spool-max-bytes", 0, "cap on the spool; when a long bucket outage fills it, sealing pauses (nothing is dropped) until uploads free room (0: no cap)")
+	f.StringVar(&minFree, "min-free", "5%", "free space to leave on the store's filesystem (and --scratch's, --spool's): below it tailer stops sealing and exporting and drops its WAL pins (a gap, then a new generation) rather than fill the mail server's disk; a percentage (5%), a size (2GiB) or 0 to disable")
 	f.StringVar(&levels, "compact-levels", "1m,1h", "merge per-poll segments into windows of these widths, comma-separated (\"\" disables compaction)")
 	f.StringVar(&keepFor, "retention", "", "keep every moment of this last period restorable (e.g. 7d, 2w, 36h) and delete what no retained point needs (default: keep everything)")
 	f.IntVar(&cfg.Retention.KeepExports, "retain-exports", 0, "also keep the N newest exports with the segments after them")

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -13,6 +15,7 @@ import (
 
 	"github.com/tailer-backup/tailer/internal/catalog"
 	"github.com/tailer-backup/tailer/secondary"
+	"github.com/tailer-backup/tailer/uploader"
 )
 
 // replicaStatus is one replica as `status` reports it.
@@ -29,6 +32,9 @@ type replicaStatus struct {
 	// Behind is true when LagSeconds exceeds --max-lag.
 	Behind bool   `json:"behind"`
 	Note   string `json:"note,omitempty"`
+	// Spool is what the replica's directory in --spool holds that the
+	// replica has not confirmed yet (with --spool only).
+	Spool *catalog.SpoolStatus `json:"spool,omitempty"`
 }
 
 // exitError makes main exit with code instead of 1, after printing err
@@ -48,10 +54,11 @@ func newStatusCmd(g *globals) *cobra.Command {
 		asJSON   bool
 		db       string
 		scratch  string
+		spool    string
 		maxLag   time.Duration
 	)
 	cmd := &cobra.Command{
-		Use:   "status --replica URL [--replica URL ...] [--db DIR] [--max-lag 1m] [--json]",
+		Use:   "status --replica URL [--replica URL ...] [--db DIR] [--spool DIR] [--max-lag 1m] [--json]",
 		Short: "How far behind the primary each replica is: newest sequence, capture time, lag",
 		Long: `status reads, for each replica, the newest sequence number a restore from it
 reaches and the time tailer captured that batch (from the newest segment's
@@ -70,10 +77,17 @@ behind the primary's latest; a replica holding the latest one has lag 0.
 replica's lag exceeds D: for scripts and monitoring (exit 1 means status
 itself failed, e.g. a replica could not be read). Check it before a
 failover: a standby ('restore --follow') is at most that far behind the
-replica it follows.`,
+replica it follows.
+
+--spool DIR (tailer run's spool; default SCRATCH/spool when --scratch names
+run's scratch directory) also shows what each replica's spool holds that
+its bucket has not confirmed, and lists, with a warning, spool directories
+no given replica owns: their objects are uploaded only by a 'tailer run'
+given that replica (or the directory is removed by hand).`,
 		Example: `  tailer status --replica s3://backups/mail
   tailer status --replica s3://backups/mail --replica file:///mnt/offsite/mail --max-lag 1m
-  tailer status --replica s3://backups/mail --db /var/lib/stalwart --json`,
+  tailer status --replica s3://backups/mail --db /var/lib/stalwart --json
+  tailer status --replica s3://backups/mail --spool /var/lib/stalwart.tailer/spool`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if len(replicas) == 0 {
@@ -95,15 +109,19 @@ replica it follows.`,
 				primary, primaryID = &seq, id
 			}
 			var out []replicaStatus
+			var opened []uploader.Replica
 			failed := 0
+			var log *slog.Logger
 			for _, url := range replicas {
-				_, r, err := g.setup(cmd, url)
+				l, r, err := g.setup(cmd, url)
 				if err == nil {
 					err = checkFileReplica(r) // status only reads: a missing directory is a wrong URL
 				}
 				if err != nil {
 					return err
 				}
+				log = l
+				opened = append(opened, r)
 				rs := replicaStatus{Now: time.Now().UTC()}
 				rs.Head, err = catalog.ReadHead(cmd.Context(), r)
 				if err != nil {
@@ -131,6 +149,10 @@ replica it follows.`,
 				rs.Behind = maxLag > 0 && rs.LagSeconds > maxLag.Seconds()
 				out = append(out, rs)
 			}
+			orphans, err := readSpools(spoolDir(spool, scratch), opened, out, log)
+			if err != nil {
+				return err
+			}
 			w := cmd.OutOrStdout()
 			if asJSON {
 				enc := json.NewEncoder(w)
@@ -142,6 +164,7 @@ replica it follows.`,
 				for _, rs := range out {
 					printStatus(w, rs, maxLag, primary != nil)
 				}
+				printOrphans(w, orphans)
 			}
 			var lines []string
 			for _, rs := range out {
@@ -165,7 +188,8 @@ replica it follows.`,
 	f.StringArrayVar(&replicas, "replica", nil, "replica to check: s3://BUCKET/PREFIX or file:///DIR; repeat for several, required")
 	f.BoolVar(&asJSON, "json", false, "print the status as JSON")
 	f.StringVar(&db, "db", "", "the primary's store directory (Stalwart's RocksDb.path): also report how many sequence numbers each replica is behind it")
-	f.StringVar(&scratch, "scratch", "", "with --db: where the temporary secondary instance keeps its files (default: the system's temporary directory)")
+	f.StringVar(&scratch, "scratch", "", "with --db: where the temporary secondary instance keeps its files (default: the system's temporary directory); if it is run's --scratch, its spool is read as by --spool")
+	f.StringVar(&spool, "spool", "", "tailer run's spool directory: also show what each replica's spool holds, and spool directories no given replica owns")
 	f.DurationVar(&maxLag, "max-lag", 0, "exit 2 when a replica's lag exceeds this (0: no check)")
 	return cmd
 }
@@ -192,6 +216,63 @@ func primaryLatest(db, scratch string) (uint64, string, error) {
 		id = "" // only used to notice a replaced store
 	}
 	return s.LatestSeq(), id, nil
+}
+
+// spoolDir is the spool status reads: --spool, else SCRATCH/spool when
+// --scratch is run's scratch directory (it has one), else none.
+func spoolDir(spool, scratch string) string {
+	if spool != "" || scratch == "" {
+		return spool
+	}
+	if st, err := os.Stat(filepath.Join(scratch, "spool")); err == nil && st.IsDir() {
+		return filepath.Join(scratch, "spool")
+	}
+	return ""
+}
+
+// readSpools fills each status's Spool from root and returns the spool
+// directories none of the replicas owns, each also logged as a warning
+// (so --json output, a list of replicas, still shows them on stderr).
+func readSpools(root string, rs []uploader.Replica, out []replicaStatus, log *slog.Logger) ([]catalog.SpoolStatus, error) {
+	if root == "" {
+		return nil, nil
+	}
+	if st, err := os.Stat(root); err != nil || !st.IsDir() {
+		return nil, fmt.Errorf("--spool %s: not a directory (give tailer run's --spool, default SCRATCH/spool)", root)
+	}
+	own, orphans, err := catalog.Spools(root, rs)
+	if err != nil {
+		return nil, err
+	}
+	for i := range out {
+		if out[i].Spool = own[i]; own[i] == nil {
+			out[i].Spool = &catalog.SpoolStatus{}
+		}
+	}
+	for _, o := range orphans {
+		if o.Objects > 0 {
+			log.Warn("orphaned spool: it holds objects for a replica not given here; they are uploaded only by a 'tailer run' with that --replica (or remove the directory if they are not needed)",
+				"dir", o.Dir, "replica", ownerName(o), "objects", o.Objects, "bytes", o.Bytes)
+		}
+	}
+	return orphans, nil
+}
+
+func ownerName(s catalog.SpoolStatus) string {
+	if s.Replica == "" {
+		return "unknown (written by an older tailer)"
+	}
+	return s.Replica
+}
+
+func printOrphans(w io.Writer, orphans []catalog.SpoolStatus) {
+	if len(orphans) == 0 {
+		return
+	}
+	fmt.Fprintln(w, "spool directories no given replica owns (their objects are not uploaded: run tailer once with that --replica, or remove the directory):")
+	for _, o := range orphans {
+		fmt.Fprintf(w, "  %s\n    replica  %s\n    pending  %d objects, %d bytes\n", o.Dir, ownerName(o), o.Objects, o.Bytes)
+	}
 }
 
 func printStatus(w io.Writer, rs replicaStatus, maxLag time.Duration, withDB bool) {
@@ -227,6 +308,9 @@ func printStatus(w io.Writer, rs replicaStatus, maxLag time.Duration, withDB boo
 	}
 	if rs.Note != "" {
 		fmt.Fprintf(w, "  note        %s\n", rs.Note)
+	}
+	if sp := rs.Spool; sp != nil {
+		fmt.Fprintf(w, "  spool       %d objects, %d bytes not yet in the replica\n", sp.Objects, sp.Bytes)
 	}
 	if l := rs.Writer; l != nil {
 		live := "expired " + secs(rs.Now.Sub(l.Expires).Seconds()) + " ago: no tailer is shipping"

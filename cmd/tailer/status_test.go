@@ -1,7 +1,9 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -9,6 +11,7 @@ import (
 	"time"
 
 	"github.com/tailer-backup/tailer/internal/replicatest"
+	"github.com/tailer-backup/tailer/uploader"
 )
 
 // TestStatus runs `tailer status` on a replica whose newest batch was
@@ -73,4 +76,53 @@ func TestFollowFlags(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) { checkFailure(t, c) })
 	}
+}
+
+// TestStatusSpools: with --spool, status shows what each replica's spool
+// still holds and names the spool directories no given replica owns
+// (their recorded replica, what they hold), also in --json mode (stderr).
+func TestStatusSpools(t *testing.T) {
+	rep := replicatest.Build(t, replicatest.Spec{Tx: 4})
+	root := filepath.Join(t.TempDir(), "spool")
+	queue := func(url string, n int) string {
+		r, err := uploader.Open(context.Background(), url, uploader.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sp, _, err := uploader.OpenReplicaSpool(root, r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; i < n; i++ {
+			if err := sp.Add(fmt.Sprintf("generations/g/segments/%d.tseg", i), []byte("12345")); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return sp.Dir()
+	}
+	queue(rep.URL, 1)
+	gone := "file://" + filepath.Join(t.TempDir(), "old-bucket")
+	orphan := queue(gone, 3)
+
+	code, out, errOut := runTailer(t, cliCase{args: []string{"status", "--replica", rep.URL, "--spool", root}})
+	if code != 0 {
+		t.Fatalf("status --spool exited %d:\n%s%s", code, out, errOut)
+	}
+	for _, w := range []string{"spool       1 objects, 5 bytes not yet in the replica", "no given replica owns", orphan, "replica  " + gone, "pending  3 objects, 15 bytes"} {
+		if !strings.Contains(out, w) {
+			t.Errorf("status --spool output lacks %q:\n%s", w, out)
+		}
+	}
+	code, out, errOut = runTailer(t, cliCase{args: []string{"status", "--replica", rep.URL, "--spool", root, "--json"}})
+	var got []replicaStatus
+	if err := json.Unmarshal([]byte(out), &got); err != nil || code != 0 || len(got) != 1 {
+		t.Fatalf("status --spool --json: exit %d, %v:\n%s", code, err, out)
+	}
+	if sp := got[0].Spool; sp == nil || sp.Objects != 1 || sp.Bytes != 5 {
+		t.Fatalf("status --json spool = %+v, want 1 object of 5 bytes", got[0].Spool)
+	}
+	if !strings.Contains(errOut, "orphaned spool") || !strings.Contains(errOut, orphan) {
+		t.Fatalf("status --json does not warn about the orphaned spool on stderr:\n%s", errOut)
+	}
+	checkFailure(t, cliCase{name: "missing spool", args: []string{"status", "--replica", rep.URL, "--spool", filepath.Join(root, "nope")}, want: []string{"--spool", "not a directory"}})
 }
