@@ -3,7 +3,6 @@ package blobfs
 import (
 	"bufio"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -163,10 +162,6 @@ func Verify(path string, h Hash) (Result, error) {
 	}
 	return r, nil
 }
-
-// ErrIncomplete is wrapped by callers that give up on a file that stayed
-// Incomplete, so their callers can tell it from an I/O failure.
-var ErrIncomplete = errors.New("blob file does not match its name")
 
 // Readiness is whether a blob file can be copied now.
 type Readiness int
