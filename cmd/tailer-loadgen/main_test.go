@@ -161,3 +161,27 @@ func TestParseSize(t *testing.T) {
 		}
 	}
 }
+
+func TestRunThenVerifyBlobs(t *testing.T) {
+	dir := t.TempDir()
+	db, marks, blobs := filepath.Join(dir, "primary"), filepath.Join(dir, "marks.jsonl"), filepath.Join(dir, "blobs")
+	if _, _, err := execute(t, context.Background(), "run", "--db", db, "--tx", "200", "--write-buffer", "256KiB",
+		"--marks", marks, "--blobs", blobs, "--blob-depth", "1", "--seed", "4"); err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	out, _, err := execute(t, context.Background(), "verify", "--db", db, "--marks", marks, "--blobs", blobs, "--blob-depth", "1")
+	if err != nil || !strings.Contains(out, "referenced blobs in") {
+		t.Fatalf("verify --blobs: %v\n%s", err, out)
+	}
+	// The wrong depth finds no blob where the mark says one is.
+	_, errOut, err := execute(t, context.Background(), "verify", "--db", db, "--marks", marks, "--blobs", blobs)
+	if !errors.Is(err, errReported) || !strings.Contains(errOut, "lacks") {
+		t.Fatalf("verify --blobs at the wrong depth: %v\n%s", err, errOut)
+	}
+	if _, _, err := execute(t, context.Background(), "run", "--db", filepath.Join(dir, "other"), "--blobs", blobs, "--tx", "1"); err == nil || !strings.Contains(err.Error(), "not empty") {
+		t.Fatalf("run into a used blob directory: %v", err)
+	}
+	if _, _, err := execute(t, context.Background(), "run", "--db", filepath.Join(dir, "x"), "--blobs", filepath.Join(dir, "b2"), "--blob-depth", "-1"); err == nil || !strings.Contains(err.Error(), "--blob-depth") {
+		t.Fatalf("negative depth: %v", err)
+	}
+}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/tailer-backup/tailer/blobfs"
 	"github.com/tailer-backup/tailer/integration/loadgen"
 )
 
@@ -31,6 +32,8 @@ type runFlags struct {
 	markEvery      int
 	flushEvery     int
 	reset          bool
+	blobs          string
+	blobDepth      int
 }
 
 func newRunCmd() *cobra.Command {
@@ -45,7 +48,10 @@ about once a second. With --marks it appends a mark (JSON line: seq, tx,
 time, per-family digests) every --mark-every transactions and always one at
 the end, also when interrupted. --flush-every flushes every family, which
 makes the store delete its WAL files at once (to provoke a WAL gap in a
-tailer that lags). At the end it prints a summary: transactions by kind,
+tailer that lags). With --blobs, message bodies go to a filesystem blob
+store in Stalwart's layout (written in place, in several writes, links in
+k in Stalwart's order) and marks also record the referenced blobs and a
+digest of their files. At the end it prints a summary: transactions by kind,
 final sequence number, size on disk.
 
 Sizes accept binary suffixes: 256KiB, 1MiB, 4M, 64k.`,
@@ -72,6 +78,8 @@ Sizes accept binary suffixes: 256KiB, 1MiB, 4M, 64k.`,
 	fl.IntVar(&f.markEvery, "mark-every", 0, "append a mark every N transactions (needs --marks; 0: only the final one)")
 	fl.IntVar(&f.flushEvery, "flush-every", 0, "flush every family every N transactions, deleting the WAL files (0: never)")
 	fl.BoolVar(&f.reset, "reset", false, "destroy a RocksDB store already in --db instead of refusing")
+	fl.StringVar(&f.blobs, "blobs", "", "put message bodies in a Stalwart filesystem blob store in this directory (absent or empty) instead of family t")
+	fl.IntVar(&f.blobDepth, "blob-depth", blobfs.DefaultDepth, "directory depth of the --blobs store (Stalwart's depth; 0 to 5)")
 	return cmd
 }
 
@@ -81,6 +89,9 @@ func (f *runFlags) config() (loadgen.Config, error) {
 	}
 	if f.markEvery > 0 && f.marks == "" {
 		return loadgen.Config{}, errors.New("--mark-every needs --marks FILE")
+	}
+	if f.blobDepth < 0 {
+		return loadgen.Config{}, fmt.Errorf("--blob-depth %d: want 0 to %d", f.blobDepth, blobfs.MaxDepth)
 	}
 	if f.tx < 0 || f.rate < 0 || f.duration < 0 || f.markEvery < 0 || f.flushEvery < 0 {
 		return loadgen.Config{}, errors.New("--tx, --rate, --duration, --mark-every and --flush-every cannot be negative")
@@ -92,6 +103,10 @@ func (f *runFlags) config() (loadgen.Config, error) {
 	cfg := loadgen.Config{
 		Dir: f.db, Seed: f.seed, Accounts: f.accounts, WriteBufferSize: uint64(wb),
 		LargeBlobShare: f.largeShare, ChangesHistory: f.changesHistory, Reset: f.reset,
+		BlobDir: f.blobs, BlobDepth: f.blobDepth,
+	}
+	if f.blobDepth == 0 {
+		cfg.BlobDepth = -1 // explicit 0: no directory levels
 	}
 	if f.largeShare == 0 {
 		cfg.LargeBlobShare = -1 // explicit 0 on the command line: no large blobs

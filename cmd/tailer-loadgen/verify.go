@@ -6,15 +6,17 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/tailer-backup/tailer/blobfs"
 	"github.com/tailer-backup/tailer/integration/loadgen"
 	"github.com/tailer-backup/tailer/internal/store"
 )
 
 func newVerifyCmd() *cobra.Command {
-	var db, marks string
+	var db, marks, blobs string
 	var seq uint64
+	var blobDepth int
 	cmd := &cobra.Command{
-		Use:   "verify --db DIR --marks FILE [--seq N]",
+		Use:   "verify --db DIR --marks FILE [--seq N] [--blobs DIR]",
 		Short: "Compare a store (e.g. a restore) with a recorded mark",
 		Long: `verify opens --db read-only, digests every column family and compares them
 with the mark whose sequence number is --seq (default: the last mark in the
@@ -73,12 +75,26 @@ Restore to the mark's sequence number first (tailer restore --seq N).`,
 				return errReported
 			}
 			fmt.Fprintf(out, "all %d column families match the mark at seq %d\n", len(m.Families), m.Seq)
+			if blobs == "" {
+				return nil
+			}
+			l, err := blobfs.NewLayout(blobs, blobDepth)
+			if err != nil {
+				return fmt.Errorf("--blob-depth: %w", err)
+			}
+			if err := loadgen.CompareBlobs(m, l); err != nil {
+				fmt.Fprintf(cmd.ErrOrStderr(), "tailer-loadgen: %v\n", err)
+				return errReported
+			}
+			fmt.Fprintf(out, "all %d referenced blobs in %s match the mark at seq %d\n", len(m.Blobs.Names), blobs, m.Seq)
 			return nil
 		},
 	}
 	cmd.Flags().StringVar(&db, "db", "", "store directory to check, opened read-only (required)")
 	cmd.Flags().StringVar(&marks, "marks", "", "JSON-lines marks file written by run (required)")
 	cmd.Flags().Uint64Var(&seq, "seq", 0, "sequence number of the mark to compare with (default: the last mark)")
+	cmd.Flags().StringVar(&blobs, "blobs", "", "also compare this filesystem blob store with the mark's referenced blobs (a run with --blobs)")
+	cmd.Flags().IntVar(&blobDepth, "blob-depth", blobfs.DefaultDepth, "directory depth of the --blobs store")
 	return cmd
 }
 

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/tailer-backup/tailer/blobfs"
 	"github.com/tailer-backup/tailer/internal/stalwart"
 )
 
@@ -52,6 +53,20 @@ type Config struct {
 	// per account and collection (Stalwart's maxChangesHistory, 10000 by
 	// default there; small here so purges happen in short runs). Default 64.
 	ChangesHistory int
+	// BlobDir, when set, puts message bodies in a filesystem blob store
+	// there, as Stalwart's "fs" blob store does, instead of family t: each
+	// written without a temporary name (create, then two or more writes,
+	// no rename, no fsync), with its links in k in Stalwart's order (a
+	// temporary link, the file, the commit key, then the message's
+	// document link replacing the temporary one), and the blob purge
+	// removing files before their keys. It must not exist or be empty.
+	BlobDir string
+	// BetweenBlobWrites, if set, is called between the writes of every
+	// blob file with its path, so a test can look at a half-written file.
+	BetweenBlobWrites func(path string)
+	// BlobDepth is the blob store's directory depth (Stalwart's "depth").
+	// 0 means blobfs.DefaultDepth (2); negative means no levels.
+	BlobDepth int
 	// Reset lets Open destroy a RocksDB store already in Dir and start a
 	// fresh one; without it such a Dir is an error, so that a mistyped
 	// path never wipes a store.
@@ -89,6 +104,12 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.ChangesHistory == 0 {
 		c.ChangesHistory = DefaultChangesHistory
+	}
+	if c.BlobDepth == 0 {
+		c.BlobDepth = blobfs.DefaultDepth
+	}
+	if c.BlobDepth < 0 {
+		c.BlobDepth = 0
 	}
 	switch {
 	case c.Accounts < 1:

@@ -9,14 +9,16 @@
 // The transaction mix (the key and value layouts follow the design note
 // stalwart-store.md, read from Stalwart's source):
 //
-//   - delivery (~55%): a blob in t (large ones go to blob files), blob
-//     links in k, properties in p, index entries in i and b, counter and
+//   - delivery (~55%): a blob in t (large ones go to blob files) with its
+//     commit key in k, or with Config.BlobDir a file in a Stalwart
+//     filesystem blob store (see Config.BlobDir); a document link per
+//     recipient in k, properties in p, index entries in i and b, counter and
 //     quota merges in n, sometimes rate and queue counters in y and u, an
 //     indexing task in f, and the changelog in l.
 //   - flag change (~20%): keyword puts in p and b (deletes when a keyword
 //     is cleared), a changelog entry with item updates.
 //   - expunge (~12%): deletes of every key of the message, sometimes a blob
-//     purge in t, a negative quota merge, a changelog entry with item
+//     purge (t value or file, and commit key), a negative quota merge, a changelog entry with item
 //     deletes (and sometimes a vanished-Email entry).
 //   - changelog purge (~4%): DeleteRange in l then an empty-valued
 //     truncation marker at the first kept key.

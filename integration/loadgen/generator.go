@@ -12,6 +12,7 @@ import (
 
 	"github.com/linxGnu/grocksdb"
 
+	"github.com/tailer-backup/tailer/blobfs"
 	"github.com/tailer-backup/tailer/internal/stalwart"
 	"github.com/tailer-backup/tailer/internal/store"
 )
@@ -62,6 +63,7 @@ type Generator struct {
 	wo     *grocksdb.WriteOptions
 	wb     *grocksdb.WriteBatch
 	h      handles
+	blobs  *blobfs.Layout // nil: blobs go to family t
 	m      *model
 	n      int
 	counts map[string]int
@@ -93,6 +95,12 @@ func Open(cfg Config) (*Generator, error) {
 			o.SetMaxTotalWalSize(uint64(cfg.MaxTotalWALSize))
 		}
 	}
+	var blobs *blobfs.Layout
+	if cfg.BlobDir != "" {
+		if blobs, err = openBlobDir(cfg.BlobDir, cfg.BlobDepth); err != nil {
+			return nil, err
+		}
+	}
 	s, err := store.OpenWritable(cfg.Dir, stalwart.Families016, true, tune)
 	if err != nil {
 		return nil, err
@@ -100,6 +108,7 @@ func Open(cfg Config) (*Generator, error) {
 	g := &Generator{
 		cfg:    cfg,
 		s:      s,
+		blobs:  blobs,
 		wo:     grocksdb.NewDefaultWriteOptions(),
 		wb:     grocksdb.NewWriteBatch(),
 		m:      newModel(cfg.Accounts),
@@ -173,7 +182,10 @@ func (g *Generator) Counts() map[string]int {
 }
 
 // Tx writes one transaction as one WriteBatch with default WriteOptions
-// (WAL on, not synced), as Stalwart does.
+// (WAL on, not synced), as Stalwart does. With a blob directory, a
+// delivery also writes its blob's temporary link and commit key in
+// batches of their own before it, and a blob purge its key deletes after
+// it, as Stalwart does; FirstSeq..LastSeq then spans them all.
 func (g *Generator) Tx(ctx context.Context) (Tx, error) {
 	if g.failed != nil {
 		return Tx{}, g.failed
@@ -186,15 +198,21 @@ func (g *Generator) Tx(ctx context.Context) (Tx, error) {
 	}
 	rng := rand.New(rand.NewPCG(uint64(g.cfg.Seed), uint64(g.n)))
 	g.wb.Clear()
-	b := &builder{g: g, rng: rng, tx: Tx{N: g.n}}
+	tx := Tx{N: g.n, FirstSeq: g.s.DB.GetLatestSequenceNumber() + 1}
+	b := &builder{g: g, rng: rng, tx: tx}
 	b.build()
-	tx := b.tx
-	tx.Records = g.wb.Count()
-	tx.FirstSeq = g.s.DB.GetLatestSequenceNumber() + 1
-	if err := g.s.DB.Write(g.wo, g.wb); err != nil {
-		g.failed = fmt.Errorf("loadgen: tx %d (%s): %w", g.n, tx.Kind, err)
+	tx = b.tx
+	if b.err == nil {
+		b.err = g.s.DB.Write(g.wo, g.wb)
+	}
+	for _, f := range b.after {
+		f()
+	}
+	if b.err != nil {
+		g.failed = fmt.Errorf("loadgen: tx %d (%s): %w", g.n, tx.Kind, b.err)
 		return Tx{}, g.failed
 	}
+	tx.Records = g.wb.Count() + b.extra
 	tx.LastSeq = g.s.DB.GetLatestSequenceNumber()
 	g.wb.Clear()
 	g.n++

@@ -2,6 +2,8 @@ package loadgen
 
 import (
 	"encoding/binary"
+
+	"github.com/tailer-backup/tailer/bloblink"
 )
 
 // Stalwart collection ids used in p, i, b, n and l keys (0.12+).
@@ -68,10 +70,10 @@ func indexKey(acct uint32, coll, field uint8, term []byte, doc uint32) []byte {
 	return u32(append(b, term...), doc)
 }
 
-// linkKey is a k key: blob hash | account | document id.
+// linkKey is a k document link: blob hash | account | collection |
+// document id (bloblink has every shape of k key).
 func linkKey(hash [32]byte, acct, doc uint32) []byte {
-	b := make([]byte, 0, 40)
-	return u32(u32(append(b, hash[:]...), acct), doc)
+	return bloblink.DocumentKey(hash, acct, collEmail, doc)
 }
 
 // itemID is how the changelog names an email: thread id in the high half.

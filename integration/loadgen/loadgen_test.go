@@ -3,7 +3,6 @@ package loadgen
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"os"
@@ -16,6 +15,8 @@ import (
 
 	"github.com/linxGnu/grocksdb"
 
+	"github.com/tailer-backup/tailer/blobfs"
+	"github.com/tailer-backup/tailer/bloblink"
 	"github.com/tailer-backup/tailer/internal/stalwart"
 	"github.com/tailer-backup/tailer/segment"
 )
@@ -489,7 +490,7 @@ func TestBlobsAndLinks(t *testing.T) {
 		if len(k) != 32 || len(v) == 0 || v[len(v)-1] != 0x00 {
 			t.Fatalf("t %x: bad key or missing raw marker", k)
 		}
-		if h := sha256.Sum256(v[:len(v)-1]); !bytes.Equal(h[:], k) {
+		if h := blobfs.Sum(v[:len(v)-1]); !bytes.Equal(h[:], k) {
 			t.Fatalf("t %x: key is not the hash of the payload", k)
 		}
 		if len(v) > stalwart.BlobMinSize {
@@ -515,8 +516,26 @@ func TestBlobsAndLinks(t *testing.T) {
 			}
 		}
 	}
-	if len(links) != live {
-		t.Errorf("k holds %d links, %d live messages", len(links), live)
+	commits, docs := 0, 0
+	for _, k := range links {
+		l, err := bloblink.ParseKey(k)
+		if err != nil {
+			t.Fatalf("k %x: %v", k, err)
+		}
+		switch l.Kind {
+		case bloblink.Commit:
+			commits++
+			if _, ok := get(t, g, "t", k); !ok {
+				t.Fatalf("commit key %x without its blob in t", k)
+			}
+		case bloblink.Document:
+			docs++
+		default:
+			t.Fatalf("k %x: a %v link in a store without a blob directory", k, l.Kind)
+		}
+	}
+	if docs != live || commits != len(keys) {
+		t.Errorf("k holds %d document links and %d commit keys; %d live messages, %d blobs in t", docs, commits, live, len(keys))
 	}
 	// Index and tag entries are key-only, as Stalwart writes them.
 	for _, fam := range []string{"i", "b"} {

@@ -26,6 +26,8 @@ type Mark struct {
 	// Time is when the mark was taken (UTC), for restore --time tests.
 	Time     time.Time           `json:"time"`
 	Families []segment.FamilySum `json:"families"`
+	// Blobs is the blob directory's part, when the generator writes one.
+	Blobs *BlobsMark `json:"blobs,omitempty"`
 }
 
 // Mark takes one RocksDB snapshot and digests every family as of it, so
@@ -42,7 +44,13 @@ func (g *Generator) Mark(ctx context.Context) (Mark, error) {
 	if err != nil {
 		return Mark{}, fmt.Errorf("loadgen: mark at seq %d: %w", seq, err)
 	}
-	return Mark{Seq: seq, Tx: g.n, Time: time.Now().UTC().Round(0), Families: fams}, nil
+	m := Mark{Seq: seq, Tx: g.n, Time: time.Now().UTC().Round(0), Families: fams}
+	if g.blobs != nil {
+		if m.Blobs, err = g.blobsMark(ctx, snap); err != nil {
+			return Mark{}, fmt.Errorf("loadgen: mark at seq %d: %w", seq, err)
+		}
+	}
+	return m, nil
 }
 
 // AppendMark appends m to the JSON-lines file at path (created if needed)

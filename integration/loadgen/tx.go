@@ -1,7 +1,6 @@
 package loadgen
 
 import (
-	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
 	"fmt"
@@ -10,6 +9,7 @@ import (
 
 	"github.com/linxGnu/grocksdb"
 
+	"github.com/tailer-backup/tailer/blobfs"
 	"github.com/tailer-backup/tailer/internal/stalwart"
 )
 
@@ -20,6 +20,13 @@ type builder struct {
 	g   *Generator
 	rng *rand.Rand
 	tx  Tx
+	// extra counts records written in batches of their own (a blob's
+	// temporary link and commit key); after runs after the transaction's
+	// batch (a blob purge's file removal and key deletes); err is the
+	// first failure of either.
+	extra int
+	after []func()
+	err   error
 }
 
 // kind shares, in percent; the rest is churn.
@@ -121,8 +128,8 @@ func (b *builder) delivery() {
 		size = stalwart.BlobMinSize + 1 + b.rng.IntN(g.cfg.LargeBlobMax-stalwart.BlobMinSize)
 	}
 	payload := b.message(size)
-	hash := sha256.Sum256(payload) // stand-in for BLAKE3: same 32 bytes
-	g.wb.PutCF(g.h.t, hash[:], append(payload, 0x00))
+	hash := blobfs.Sum(payload)
+	b.storeBlob(hash, payload, first.id)
 	size = len(payload)
 
 	for _, a := range rcpts {
@@ -260,7 +267,7 @@ func (b *builder) expunge() bool {
 	}
 	if blobPurge {
 		for n := 0; n < 3 && len(m.orphans) > 0; n++ {
-			g.wb.DeleteCF(g.h.t, m.orphans[0][:])
+			b.purgeBlob(m.orphans[0])
 			m.orphans = m.orphans[1:]
 		}
 	}

@@ -1,0 +1,46 @@
+package bloblink
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/linxGnu/grocksdb"
+
+	"github.com/tailer-backup/tailer/internal/store"
+)
+
+// Family is the column family of blob links.
+const Family = "k"
+
+// Read returns every blob family k of st mentions as of snap (nil: the
+// current state), in hash order, and the number of keys shorter than a
+// hash it skipped. A store without the family (one that never stored a
+// blob) has none.
+func Read(ctx context.Context, st *store.Store, snap *grocksdb.Snapshot) (refs []Ref, short int, err error) {
+	h := st.Handle(Family)
+	if h == nil {
+		return nil, 0, nil
+	}
+	ro := grocksdb.NewDefaultReadOptions()
+	defer ro.Destroy()
+	ro.SetFillCache(false)
+	if snap != nil {
+		ro.SetSnapshot(snap)
+	}
+	it := st.DB.NewIteratorCF(ro, h)
+	defer it.Close()
+	var c Collector
+	n := 0
+	for it.SeekToFirst(); it.Valid(); it.Next() {
+		if err := c.Add(it.Key().Data()); err != nil {
+			return nil, 0, err
+		}
+		if n++; n%4096 == 0 && ctx.Err() != nil {
+			return nil, 0, ctx.Err()
+		}
+	}
+	if err := it.Err(); err != nil {
+		return nil, 0, fmt.Errorf("read family k: %w", err)
+	}
+	return c.Refs(), c.Short, nil
+}

@@ -1,0 +1,50 @@
+package layout
+
+import (
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/tailer-backup/tailer/blobfs"
+)
+
+func TestBlobKeys(t *testing.T) {
+	h := blobfs.Sum([]byte("mail"))
+	key := BlobKey(h)
+	if key != "blobs/"+h.Name() {
+		t.Fatalf("BlobKey = %s", key)
+	}
+	if got, ok := ParseBlobKey(key); !ok || got != h {
+		t.Fatalf("ParseBlobKey(%s) = %x, %v", key, got, ok)
+	}
+	for _, k := range []string{
+		"blobs/", "blobs/" + h.Name() + "/", "blobs/" + strings.ToUpper(h.Name()), "blobs/../" + h.Name(),
+		"blobs/x/" + h.Name(), "Blobs/" + h.Name(), h.Name(), "blobs/" + h.Name()[:51], "generations/g/blobs/" + h.Name(),
+	} {
+		if _, ok := ParseBlobKey(k); ok {
+			t.Errorf("ParseBlobKey(%q) accepted", k)
+		}
+	}
+	h2 := blobfs.Sum([]byte("other"))
+	blobs, unknown := ParseBlobs(objs(BlobKey(h2), "generations/g/generation.json", BlobKey(h), "blobs/junk", "blobs/"+h.Name()+".tmp"))
+	var keys []string
+	for _, b := range blobs {
+		keys = append(keys, b.Key)
+		if b.Key != BlobKey(b.Hash) {
+			t.Errorf("blob %s has hash %x", b.Key, b.Hash)
+		}
+	}
+	want := []string{BlobKey(h), BlobKey(h2)}
+	slices.Sort(want)
+	if !slices.Equal(keys, want) {
+		t.Fatalf("blobs %v, want %v", keys, want)
+	}
+	if !slices.Equal(unknown, []string{"blobs/junk", "blobs/" + h.Name() + ".tmp"}) {
+		t.Fatalf("unknown = %v", unknown)
+	}
+	// Generations are unaffected by blob objects in the same LIST.
+	gens, _ := Parse(objs(MetaKey("g"), BlobKey(h)))
+	if len(gens) != 1 || gens[0].ID != "g" {
+		t.Fatalf("generations %+v", gens)
+	}
+}
