@@ -362,6 +362,12 @@ func (g Generation) Holes() []Hole {
 // other damage to the (informational) file need not stop a restore.
 var ErrFutureFormat = errors.New("written by format version")
 
+// MaxMetaLen bounds the size of a generation.json a reader accepts (and of
+// the replica's other small JSON objects): tailer writes a few kilobytes,
+// and an object in the bucket is untrusted input that must not be read
+// into memory whatever its size.
+const MaxMetaLen = 16 << 20
+
 // DecodeMeta parses a generation.json and refuses one from a newer format.
 func DecodeMeta(key string, raw []byte) (Meta, error) {
 	var m Meta
