@@ -6,11 +6,12 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
+	"path"
 	"slices"
 	"time"
 
 	"github.com/tailer-backup/tailer/internal/layout"
+	"github.com/tailer-backup/tailer/internal/safepath"
 	"github.com/tailer-backup/tailer/segment"
 	"github.com/tailer-backup/tailer/uploader"
 )
@@ -27,14 +28,18 @@ func (rn *run) fetch(ctx context.Context, segs ...layout.Segment) ([]local, erro
 	out := make([]local, 0, len(segs))
 	for _, s := range segs {
 		rn.n++
-		path := filepath.Join(rn.work, fmt.Sprintf("%06d-%s", rn.n, filepath.Base(s.Key)))
-		n, err := uploader.Download(ctx, rn.c.r, s.Key, path)
+		dst, err := safepath.Join(rn.work, fmt.Sprintf("%06d-%s", rn.n, path.Base(s.Key)))
+		if err != nil {
+			drop(out)
+			return nil, fmt.Errorf("compaction: %w", err)
+		}
+		n, err := uploader.Download(ctx, rn.c.r, s.Key, dst)
 		rn.rep.DownloadedBytes += n
 		if err != nil {
 			drop(out)
 			return nil, fmt.Errorf("compaction: %w", err)
 		}
-		out = append(out, local{s, path})
+		out = append(out, local{s, dst})
 	}
 	return out, nil
 }
@@ -73,7 +78,10 @@ func (rn *run) merge(ctx context.Context, g layout.Generation, grp group) error 
 		return err
 	}
 	defer drop(inputs)
-	built := filepath.Join(rn.work, fmt.Sprintf("merged-%s", filepath.Base(key)))
+	built, err := safepath.Join(rn.work, "merged-"+path.Base(key))
+	if err != nil {
+		return fmt.Errorf("compaction: %w", err)
+	}
 	h, t, err := build(built, g.ID, key, grp, inputs)
 	defer os.Remove(built)
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 
 	"github.com/tailer-backup/tailer/internal/layout"
+	"github.com/tailer-backup/tailer/internal/safepath"
 	"github.com/tailer-backup/tailer/segment"
 	"github.com/tailer-backup/tailer/uploader"
 )
@@ -113,7 +114,10 @@ func fetch(ctx context.Context, r uploader.Replica, plan Plan, work string, have
 func (f *fetched) open(ctx context.Context, r uploader.Replica, key, work string, have map[string]string) (*segment.Reader, error) {
 	path, ok := have[key]
 	if !ok {
-		path = filepath.Join(work, filepath.FromSlash(key))
+		var err error
+		if path, err = safepath.Join(work, key); err != nil {
+			return nil, fmt.Errorf("restore work dir: %w", err)
+		}
 		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 			return nil, fmt.Errorf("restore work dir: %w", err)
 		}

@@ -31,7 +31,11 @@ func batch(seq uint64, captureMs int64, change uint64) segment.Batch {
 	return segment.Batch{Seq: seq, CaptureUnixMs: captureMs, Data: b.Bytes()}
 }
 
-// fixture writes generation g1: an export at seq 10 (time 1000 ms, account
+// fixtureGen is the generation of fixture, an id as NewGenerationID
+// makes them (layout.Parse accepts no other).
+const fixtureGen = "20261122T213000.000Z-3f9a1c"
+
+// fixture writes generation fixtureGen: an export at seq 10 (time 1000 ms, account
 // 7 at change 3) and two segments of two-record batches:
 // 11..16 captured at 2000, 3000, 4000 (changes 4, -, 5) and 17..20 at
 // 5000, 6000 (changes 6, 8).
@@ -47,7 +51,7 @@ func fixture(t *testing.T) (uploader.Replica, []layout.Generation) {
 		}
 	}
 	var buf bytes.Buffer
-	ew, err := segment.NewExportWriter(&buf, segment.Header{Generation: "g1", FirstSeq: 10, LastSeq: 10, Created: time.UnixMilli(1000), Families: testFamilies})
+	ew, err := segment.NewExportWriter(&buf, segment.Header{Generation: fixtureGen, FirstSeq: 10, LastSeq: 10, Created: time.UnixMilli(1000), Families: testFamilies})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,14 +59,14 @@ func fixture(t *testing.T) (uploader.Replica, []layout.Generation) {
 	if _, err := ew.Close(); err != nil {
 		t.Fatal(err)
 	}
-	put(layout.ExportKey("g1", 10), buf.Bytes())
+	put(layout.ExportKey(fixtureGen, 10), buf.Bytes())
 	for _, seg := range [][]segment.Batch{
 		{batch(11, 2000, 4), batch(13, 3000, 0), batch(15, 4000, 5)},
 		{batch(17, 5000, 6), batch(19, 6000, 8)},
 	} {
 		buf.Reset()
 		first, last := seg[0].Seq, seg[len(seg)-1].Seq+1
-		sw, err := segment.NewSegmentWriter(&buf, segment.Header{Generation: "g1", FirstSeq: first, LastSeq: last, Created: time.UnixMilli(0), Families: testFamilies})
+		sw, err := segment.NewSegmentWriter(&buf, segment.Header{Generation: fixtureGen, FirstSeq: first, LastSeq: last, Created: time.UnixMilli(0), Families: testFamilies})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -79,7 +83,7 @@ func fixture(t *testing.T) (uploader.Replica, []layout.Generation) {
 		if _, err := sw.Close(); err != nil {
 			t.Fatal(err)
 		}
-		put(layout.SegmentKey("g1", first, last), buf.Bytes())
+		put(layout.SegmentKey(fixtureGen, first, last), buf.Bytes())
 	}
 	gens, _, err := catalog.List(context.Background(), r, nil)
 	if err != nil {

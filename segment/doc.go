@@ -71,8 +71,13 @@
 //
 // The body is the concatenation of records, compressed as one zstd frame
 // (writers use a window of 1 MiB for segments and 8 MiB for exports;
-// readers accept at most 64 MiB),
-// with the zstd content checksum.
+// readers accept at most MaxWindow, 8 MiB, declared or implied by a
+// single-segment frame's content size), with the zstd content checksum.
+// When the records compress better than MaxCompressionRatio (see Limits),
+// writers append zstd skippable frames (magic 0x184D2A50, then a u32 LE
+// length, then that many zero bytes) until uncompressed_len ≤
+// MaxCompressionRatio × B + RatioAllowance; zstd decoders skip them, so
+// readers that predate the padding read padded objects unchanged.
 //
 // Segment record:
 //
@@ -94,8 +99,32 @@
 //
 // Family indexes never decrease, and within a family keys are strictly
 // increasing in bytewise order, so a restore can stream each family into an
-// SST file writer. No length may exceed what remains of the uncompressed
-// body, so a damaged length never causes a large allocation.
+// SST file writer.
+//
+// # Limits
+//
+// An object in a bucket is untrusted input: whoever can write the bucket
+// can plant one, and every length in it is stated by the object itself. A
+// reader therefore checks every length before it allocates anything for
+// it, against a fixed limit and against what the object can really hold,
+// and refuses the object as corrupt otherwise; writers refuse to write
+// what readers would refuse.
+//
+//	limit                 value    bounds
+//	header payload H      16 MiB   the header JSON (and B + T + 24 ≤ size - 14 - H)
+//	trailer payload T     256 MiB  the trailer JSON (and within the object size)
+//	MaxWindow             8 MiB    the zstd window, i.e. the decoder's history buffer
+//	MaxCompressionRatio   128      uncompressed_len ≤ 128 × B + RatioAllowance
+//	RatioAllowance        64 KiB   (so tiny objects need no padding)
+//	MaxBatchLen           2 GiB    a segment record's WriteBatch (RocksDB: no limit but the u32 count)
+//	MaxKeyLen             16 MiB   an export key (RocksDB: 4 GiB - 1; Stalwart: a few hundred bytes)
+//	MaxValueLen           1 GiB    an export value (RocksDB: 4 GiB - 1; Stalwart: blobs, tens of MB)
+//
+// No record length may exceed its limit or what remains of uncompressed_len,
+// and records are read in steps of 1 MiB, so a buffer grows only as the
+// decompressed stream really delivers bytes. Together, reading an object
+// of size S allocates at most about min(limit, 128 × S) per record plus
+// the decoder's fixed buffers, whatever lengths the object states.
 //
 // # Trailer JSON
 //

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -74,12 +75,66 @@ const (
 	// accepts, which bounds its memory on hostile input.
 	segmentWindow    = 1 << 20
 	exportWindow     = 8 << 20
-	decoderMaxWindow = 64 << 20
+	decoderMaxWindow = exportWindow
 
 	// minimum encoded record sizes, used to sanity-check trailer counts.
 	minSegmentRecord = 8 + 8 + 1 + minBatchLen
 	minExportRecord  = 3
 )
+
+// Limits of format version 1. Everything a reader allocates is bounded by
+// these and by bytes the object really holds, never by a length the object
+// merely states: a bucket object is untrusted input (anyone with write
+// access to the bucket can plant one), and a restore must not be made to
+// allocate gigabytes by a small file. Writers refuse records beyond the
+// limits, so an object tailer wrote is never one its reader refuses.
+const (
+	// MaxKeyLen bounds an export key. RocksDB accepts keys up to 4 GiB - 1
+	// (WriteBatch length prefixes are varint32); Stalwart's keys are at
+	// most a few hundred bytes, so 16 MiB leaves a margin of five orders of
+	// magnitude.
+	MaxKeyLen = 16 << 20
+	// MaxValueLen bounds an export value. RocksDB's own limit is 4 GiB - 1;
+	// Stalwart's largest values are blobs (messages and attachments,
+	// bounded by the server's maximum message size, tens of MB by
+	// default), so 1 GiB leaves a wide margin.
+	MaxValueLen = 1 << 30
+	// MaxBatchLen bounds a segment's WriteBatch. RocksDB has no limit of
+	// its own beyond the u32 entry count; a batch holding one value of
+	// MaxValueLen and the rest of its transaction fits in 2 GiB.
+	MaxBatchLen = 2 << 30
+	// MaxCompressionRatio and RatioAllowance bound the uncompressed body
+	// length by the compressed one: uncompressed_len may be at most
+	// MaxCompressionRatio × B + RatioAllowance. zstd turns 4 bytes into
+	// 128 KiB (a ratio of 32768) on runs of one byte, which is what let a
+	// 112 KiB object state a multi-gigabyte batch; with the bound, an
+	// object can make a reader handle at most 128 times its own size.
+	// Writers pad the body (see Body) when data compresses better.
+	MaxCompressionRatio = 128
+	RatioAllowance      = 64 << 10
+	// MaxWindow is the largest zstd window a reader accepts, the memory a
+	// decoder allocates for its history. Writers use 1 MiB (segments) and
+	// 8 MiB (exports).
+	MaxWindow = decoderMaxWindow
+)
+
+// maxUncompressed returns the largest uncompressed body length allowed for
+// a compressed body of bodyLen bytes.
+func maxUncompressed(bodyLen uint64) uint64 {
+	if bodyLen > (math.MaxUint64-RatioAllowance)/MaxCompressionRatio {
+		return math.MaxUint64
+	}
+	return bodyLen*MaxCompressionRatio + RatioAllowance
+}
+
+// minBodyLen is the inverse of maxUncompressed: the fewest compressed body
+// bytes an uncompressed body of ulen bytes needs.
+func minBodyLen(ulen uint64) uint64 {
+	if ulen <= RatioAllowance {
+		return 0
+	}
+	return (ulen - RatioAllowance + MaxCompressionRatio - 1) / MaxCompressionRatio
+}
 
 func magicFor(k Kind) string {
 	if k == KindExport {

@@ -202,6 +202,12 @@ type parts struct {
 	header  map[string]any // header JSON
 	body    []byte         // uncompressed
 	trailer map[string]any // trailer JSON; checksums and lengths filled in unless present
+	// stored, when not nil, is the body as stored (instead of body
+	// compressed by the test's encoder), e.g. a hand-made zstd frame.
+	stored []byte
+	// padding, when positive, appends a skippable frame with that many
+	// bytes to the stored body, as writers do to respect the ratio cap.
+	padding int
 }
 
 func (p parts) build(tb testing.TB) []byte {
@@ -219,6 +225,12 @@ func (p parts) build(tb testing.TB) []byte {
 		tb.Fatal(err)
 	}
 	body := enc.EncodeAll(p.body, nil)
+	if p.stored != nil {
+		body = p.stored
+	}
+	if p.padding > 0 {
+		body = append(body[:len(body):len(body)], skippable(p.padding)...)
+	}
 	tj := map[string]any{
 		"uncompressed_len":    len(p.body),
 		"body_xxhash64":       fmt.Sprintf("%016x", xxhash.Sum64(p.body)),

@@ -173,6 +173,10 @@ func (r *Reader) open(name string) error {
 	if err != nil {
 		return r.corrupt(r.bodyEnd, footOff, "trailer at bytes %d..%d is invalid: %v", r.bodyEnd, footOff, err)
 	}
+	if limit := maxUncompressed(bodyLen); t.UncompressedLen > limit {
+		return r.corrupt(r.bodyEnd, footOff, "trailer at bytes %d..%d says the %d-byte body decompresses to %d bytes, more than the format allows (%d x the body + %d = %d); tailer never writes such an object",
+			r.bodyEnd, footOff, bodyLen, t.UncompressedLen, MaxCompressionRatio, RatioAllowance, limit)
+	}
 	r.t = t
 	return nil
 }
@@ -338,7 +342,11 @@ func (c *cursor) start() error {
 	c.src = &bodySource{r: body, sum: xxhash.New()}
 	dec, err := zstd.NewReader(bufio.NewReaderSize(c.src, srcBufferSize),
 		zstd.WithDecoderConcurrency(1),
-		zstd.WithDecoderMaxWindow(decoderMaxWindow))
+		// Both bound the window: MaxWindow checks the window a frame
+		// declares, MaxMemory the one a single-segment frame implies by
+		// its content size. Neither limits the streamed output.
+		zstd.WithDecoderMaxWindow(decoderMaxWindow),
+		zstd.WithDecoderMaxMemory(decoderMaxWindow))
 	if err != nil {
 		return c.decodeErr(err)
 	}
@@ -437,9 +445,12 @@ func (c *cursor) readUvarint(what string) (uint64, error) {
 	return 0, c.corrupt("%s varint is longer than %d bytes", what, binary.MaxVarintLen64)
 }
 
-// need checks that n more bytes fit in the body before anything is read
-// or allocated for them.
-func (c *cursor) need(n uint64, what string) error {
+// need checks that n more bytes are within the format's limit for what
+// and fit in the body before anything is read or allocated for them.
+func (c *cursor) need(n, limit uint64, what string) error {
+	if n > limit {
+		return c.corrupt("%s of %d bytes is longer than the format allows (%d bytes)", what, n, limit)
+	}
 	if n > c.remaining() || n > uint64(math.MaxInt) {
 		return c.corrupt("%s of %d bytes crosses the end of the body (%d bytes left per the trailer)", what, n, c.remaining())
 	}
@@ -470,7 +481,7 @@ func (c *cursor) nextBatch() (Batch, error) {
 	if c.n == c.r.t.UncompressedLen {
 		return Batch{}, c.finish()
 	}
-	if err := c.need(16, "batch header"); err != nil {
+	if err := c.need(16, 16, "batch header"); err != nil {
 		return Batch{}, err
 	}
 	if err := c.read(c.fixed[:16]); err != nil {
@@ -494,7 +505,7 @@ func (c *cursor) nextBatch() (Batch, error) {
 	if n < minBatchLen {
 		return Batch{}, c.corrupt("batch seq %d is %d bytes, shorter than the %d-byte WriteBatch header", b.Seq, n, minBatchLen)
 	}
-	if err := c.need(n, "batch"); err != nil {
+	if err := c.need(n, MaxBatchLen, "batch"); err != nil {
 		return Batch{}, err
 	}
 	var dst []byte
@@ -541,7 +552,7 @@ func (c *cursor) nextEntry() (int, []byte, []byte, error) {
 	if err != nil {
 		return 0, nil, nil, err
 	}
-	if err := c.need(klen, "key"); err != nil {
+	if err := c.need(klen, MaxKeyLen, "key"); err != nil {
 		return 0, nil, nil, err
 	}
 	if c.kbuf, err = c.readBytes(c.kbuf[:0], klen); err != nil {
@@ -554,7 +565,7 @@ func (c *cursor) nextEntry() (int, []byte, []byte, error) {
 	if err != nil {
 		return 0, nil, nil, err
 	}
-	if err := c.need(vlen, "value"); err != nil {
+	if err := c.need(vlen, MaxValueLen, "value"); err != nil {
 		return 0, nil, nil, err
 	}
 	var key, value []byte

@@ -121,6 +121,9 @@ func (ow *objectWriter) finish(t *Trailer) error {
 	if err := ow.enc.Close(); err != nil {
 		return fail("ending body", err)
 	}
+	if err := ow.pad(); err != nil {
+		return fail("padding body", err)
+	}
 	bodyLen := ow.out.n - ow.bodyStart
 	t.CompressedChecksum = ow.out.sum.Sum64()
 	ow.out.sum = nil
@@ -139,6 +142,47 @@ func (ow *objectWriter) finish(t *Trailer) error {
 	footer = append(footer, EndMagic...)
 	if _, err := ow.out.Write(append(payload, footer...)); err != nil {
 		return fail("writing trailer", err)
+	}
+	return nil
+}
+
+// skippableMagic is the little-endian magic of a zstd skippable frame
+// (0x184D2A50): decoders skip its content, so padding in it changes the
+// compressed length and nothing else.
+const skippableMagic = 0x184D2A50
+
+// pad appends skippable frames of zero bytes after the zstd frame when the
+// body compressed better than MaxCompressionRatio, so that the object
+// passes the reader's ratio check. The padding is at most 1/128 of the
+// uncompressed length, and only data that compressed more than 128-fold
+// pays it.
+func (ow *objectWriter) pad() error {
+	have := uint64(ow.out.n - ow.bodyStart)
+	want := minBodyLen(ow.ulen)
+	if have >= want {
+		return nil
+	}
+	missing := max(want-have, 8)
+	zeros := make([]byte, min(missing, 64<<10))
+	for missing > 0 {
+		content := min(missing-8, 1<<30) // one frame's content, < 4 GiB
+		if rest := missing - 8 - content; rest > 0 && rest < 8 {
+			content -= 8 // leave room for the next frame's header
+		}
+		var hdr [8]byte
+		binary.LittleEndian.PutUint32(hdr[0:4], skippableMagic)
+		binary.LittleEndian.PutUint32(hdr[4:8], uint32(content))
+		if _, err := ow.out.Write(hdr[:]); err != nil {
+			return err
+		}
+		for left := content; left > 0; {
+			n := min(left, uint64(len(zeros)))
+			if _, err := ow.out.Write(zeros[:n]); err != nil {
+				return err
+			}
+			left -= n
+		}
+		missing -= 8 + content
 	}
 	return nil
 }
@@ -181,6 +225,8 @@ func (w *SegmentWriter) Append(b Batch) error {
 	switch {
 	case len(b.Data) < minBatchLen:
 		return fmt.Errorf("segment writer: batch seq %d is %d bytes, shorter than the %d-byte WriteBatch header", b.Seq, len(b.Data), minBatchLen)
+	case uint64(len(b.Data)) > MaxBatchLen:
+		return fmt.Errorf("segment writer: batch seq %d is %d bytes, more than the format's limit of %d (MaxBatchLen)", b.Seq, len(b.Data), uint64(MaxBatchLen))
 	case b.Seq < w.h.FirstSeq || b.Seq > w.h.LastSeq:
 		return fmt.Errorf("segment writer: batch seq %d is outside the header's range %d..%d", b.Seq, w.h.FirstSeq, w.h.LastSeq)
 	case w.ow.records > 0 && b.Seq <= w.prevSeq:
@@ -279,6 +325,12 @@ func (w *ExportWriter) Add(family int, key, value []byte) error {
 	case family < w.fam:
 		return fmt.Errorf("export writer: family %q (index %d) after family %q (index %d): families must come in header order",
 			w.h.Families[family].Name, family, w.h.Families[w.fam].Name, w.fam)
+	case uint64(len(key)) > MaxKeyLen:
+		return fmt.Errorf("export writer: family %q: key of %d bytes is longer than the format's limit of %d (MaxKeyLen)",
+			w.h.Families[family].Name, len(key), MaxKeyLen)
+	case uint64(len(value)) > MaxValueLen:
+		return fmt.Errorf("export writer: family %q: value of %d bytes (key of %d bytes) is longer than the format's limit of %d (MaxValueLen)",
+			w.h.Families[family].Name, len(value), len(key), MaxValueLen)
 	case family == w.fam && w.havePrev && bytes.Compare(key, w.prevKey) <= 0:
 		return fmt.Errorf("export writer: family %q: key %x does not follow previous key %x (keys must strictly increase)",
 			w.h.Families[family].Name, key, w.prevKey)

@@ -143,6 +143,15 @@ func read(data []byte, base int64, logNumber uint64, fn func([]byte, int64) erro
 			}
 		}
 		if typ == typeZero && length == 0 {
+			if blockLeft < recyclableHeaderSize {
+				// A writer of recyclable records pads a block tail
+				// shorter than their 11-byte header with zeros
+				// (log_writer.cc), as RocksDB's reader skips it: go on in
+				// the next block. consumed stays, since in a live plain
+				// file these bytes may still receive a short record.
+				rel += blockLeft
+				continue
+			}
 			return consumed, nil // preallocated, never written space
 		}
 		if hs+length > blockLeft {

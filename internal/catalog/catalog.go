@@ -6,6 +6,7 @@ package catalog
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"time"
@@ -47,11 +48,30 @@ func ReadMeta(ctx context.Context, r uploader.Replica, key string) (layout.Meta,
 		return layout.Meta{}, fmt.Errorf("read %s from %s: %w", key, r, err)
 	}
 	defer rc.Close()
-	raw, err := io.ReadAll(rc)
+	raw, err := readSmall(rc, layout.MaxMetaLen)
 	if err != nil {
 		return layout.Meta{}, fmt.Errorf("read %s from %s: %w", key, r, err)
 	}
 	return layout.DecodeMeta(key, raw)
+}
+
+// ErrTooLarge is wrapped when a small JSON object of the replica
+// (generation.json, lease.json) is larger than any tailer writes: it is
+// not read into memory.
+var ErrTooLarge = errors.New("larger than tailer ever writes it; the object is not tailer's or is damaged")
+
+// readSmall reads a whole object of at most limit bytes. Objects are
+// untrusted input: a planted multi-gigabyte generation.json must not be
+// read into memory.
+func readSmall(rc io.Reader, limit int64) ([]byte, error) {
+	raw, err := io.ReadAll(io.LimitReader(rc, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(raw)) > limit {
+		return nil, fmt.Errorf("more than %d bytes: %w", limit, ErrTooLarge)
+	}
+	return raw, nil
 }
 
 // ReadFraming reads an object's header and trailer in place (a few small

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"time"
 
 	"github.com/tailer-backup/tailer/internal/layout"
@@ -110,7 +109,7 @@ func readLease(ctx context.Context, r uploader.Replica) (*lease.Record, error) {
 		return nil, fmt.Errorf("read %s from %s: %w", lease.Key, r, err)
 	}
 	defer rc.Close()
-	raw, err := io.ReadAll(rc)
+	raw, err := readSmall(rc, layout.MaxMetaLen)
 	if err != nil {
 		return nil, fmt.Errorf("read %s from %s: %w", lease.Key, r, err)
 	}

@@ -43,14 +43,43 @@ func NewGenerationID(now time.Time, after string) string {
 	if _, err := rand.Read(b[:]); err != nil {
 		panic(fmt.Sprintf("crypto/rand: %v", err)) // cannot happen on Linux
 	}
-	const stamp = "20060102T150405.000Z"
 	t := now.UTC()
-	if len(after) >= len(stamp) {
-		if prev, err := time.Parse(stamp, after[:len(stamp)]); err == nil && !t.After(prev) {
+	if len(after) >= len(idStamp) {
+		if prev, err := time.Parse(idStamp, after[:len(idStamp)]); err == nil && !t.After(prev) {
 			t = prev.Add(time.Millisecond)
 		}
 	}
-	return t.Format(stamp) + "-" + hex.EncodeToString(b[:])
+	return t.Format(idStamp) + "-" + hex.EncodeToString(b[:])
+}
+
+// idStamp is the time layout of a generation id, up to the "-" before
+// its random suffix.
+const idStamp = "20060102T150405.000Z"
+
+// idLen is the length of a generation id: stamp, "-", 6 hex digits.
+const idLen = len(idStamp) + 1 + 6
+
+// ErrNotCanonical is wrapped by ValidGenerationID's errors.
+var ErrNotCanonical = errors.New("not a generation id as tailer writes them")
+
+// ValidGenerationID reports whether id is exactly what NewGenerationID
+// produces ("20261122T213000.000Z-3f9a1c": a valid UTC time to the
+// millisecond, "-", 6 lowercase hex digits). Keys are untrusted input and
+// become local paths, so Parse accepts nothing else.
+func ValidGenerationID(id string) error {
+	if len(id) != idLen || id[len(idStamp)] != '-' {
+		return fmt.Errorf("%q: %w (want %d characters: %s-<6 hex>)", id, ErrNotCanonical, idLen, idStamp)
+	}
+	t, err := time.Parse(idStamp, id[:len(idStamp)])
+	if err != nil || t.Format(idStamp) != id[:len(idStamp)] {
+		return fmt.Errorf("%q: %w (the time is not %s)", id, ErrNotCanonical, idStamp)
+	}
+	for _, c := range []byte(id[len(idStamp)+1:]) {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return fmt.Errorf("%q: %w (the suffix is not 6 lowercase hex digits)", id, ErrNotCanonical)
+		}
+	}
+	return nil
 }
 
 // MetaKey is the key of a generation's generation.json.
@@ -122,6 +151,11 @@ type Generation struct {
 
 // Parse groups listed objects into generations (sorted by id) and returns
 // the keys it did not recognise, so callers can warn instead of guessing.
+// It accepts canonical keys only, the exact output of MetaKey, ExportKey
+// and SegmentKey with a generation id from NewGenerationID: keys are
+// untrusted input that restore turns into local paths, so anything else
+// (a "..", an empty or "." component, a backslash, another id format) is
+// "not a tailer object" and left alone.
 func Parse(objs []Object) (gens []Generation, unknown []string) {
 	byID := map[string]*Generation{}
 	get := func(id string) *Generation {
@@ -133,37 +167,19 @@ func Parse(objs []Object) (gens []Generation, unknown []string) {
 		return g
 	}
 	for _, o := range objs {
-		rest, ok := strings.CutPrefix(o.Key, Root)
+		k, ok := parseKey(o.Key)
 		if !ok {
 			unknown = append(unknown, o.Key)
 			continue
 		}
-		id, name, ok := strings.Cut(rest, "/")
-		if !ok || id == "" {
-			unknown = append(unknown, o.Key)
-			continue
-		}
-		switch {
-		case name == MetaName:
-			get(id).MetaKey = o.Key
-		case strings.HasPrefix(name, "exports/"):
-			seq, err := segment.ParseExportName(strings.TrimPrefix(name, "exports/"))
-			if err != nil {
-				unknown = append(unknown, o.Key)
-				continue
-			}
-			g := get(id)
-			g.Exports = append(g.Exports, Export{Object: o, Seq: seq})
-		case strings.HasPrefix(name, "segments/"):
-			first, last, err := segment.ParseSegmentName(strings.TrimPrefix(name, "segments/"))
-			if err != nil {
-				unknown = append(unknown, o.Key)
-				continue
-			}
-			g := get(id)
-			g.Segments = append(g.Segments, Segment{Object: o, First: first, Last: last})
-		default:
-			unknown = append(unknown, o.Key)
+		g := get(k.gen)
+		switch k.kind {
+		case kindMeta:
+			g.MetaKey = o.Key
+		case kindExport:
+			g.Exports = append(g.Exports, Export{Object: o, Seq: k.first})
+		case kindSegment:
+			g.Segments = append(g.Segments, Segment{Object: o, First: k.first, Last: k.last})
 		}
 	}
 	for _, g := range byID {
@@ -179,6 +195,55 @@ func Parse(objs []Object) (gens []Generation, unknown []string) {
 	}
 	sort.Slice(gens, func(i, j int) bool { return gens[i].ID < gens[j].ID })
 	return gens, unknown
+}
+
+type keyKind int
+
+const (
+	kindMeta keyKind = iota + 1
+	kindExport
+	kindSegment
+)
+
+type parsedKey struct {
+	gen         string
+	kind        keyKind
+	first, last uint64 // export: first is its sequence
+}
+
+// parseKey is the exact inverse of MetaKey, ExportKey and SegmentKey:
+// it accepts a key only if building it again from what it parsed gives
+// the same string.
+func parseKey(key string) (parsedKey, bool) {
+	rest, ok := strings.CutPrefix(key, Root)
+	if !ok {
+		return parsedKey{}, false
+	}
+	parts := strings.Split(rest, "/")
+	if ValidGenerationID(parts[0]) != nil {
+		return parsedKey{}, false
+	}
+	k := parsedKey{gen: parts[0]}
+	var again string
+	switch {
+	case len(parts) == 2 && parts[1] == MetaName:
+		k.kind, again = kindMeta, MetaKey(k.gen)
+	case len(parts) == 3 && parts[1] == "exports":
+		seq, err := segment.ParseExportName(parts[2])
+		if err != nil {
+			return parsedKey{}, false
+		}
+		k.kind, k.first, k.last, again = kindExport, seq, seq, ExportKey(k.gen, seq)
+	case len(parts) == 3 && parts[1] == "segments":
+		first, last, err := segment.ParseSegmentName(parts[2])
+		if err != nil {
+			return parsedKey{}, false
+		}
+		k.kind, k.first, k.last, again = kindSegment, first, last, SegmentKey(k.gen, first, last)
+	default:
+		return parsedKey{}, false
+	}
+	return k, again == key
 }
 
 // LastSeq is the newest sequence number the generation holds: the end of
@@ -310,6 +375,12 @@ func (g Generation) Holes() []Hole {
 // so restore and verify refuse the generation instead of guessing, while
 // other damage to the (informational) file need not stop a restore.
 var ErrFutureFormat = errors.New("written by format version")
+
+// MaxMetaLen bounds the size of a generation.json a reader accepts (and of
+// the replica's other small JSON objects): tailer writes a few kilobytes,
+// and an object in the bucket is untrusted input that must not be read
+// into memory whatever its size.
+const MaxMetaLen = 16 << 20
 
 // DecodeMeta parses a generation.json and refuses one from a newer format.
 func DecodeMeta(key string, raw []byte) (Meta, error) {

@@ -18,13 +18,19 @@ func objs(keys ...string) []Object {
 	return out
 }
 
+// Two canonical generation ids, in sort order.
+const (
+	gen1 = "20261122T213000.000Z-3f9a1c"
+	gen2 = "20261123T000000.001Z-000000"
+)
+
 func TestParse(t *testing.T) {
 	gens, unknown := Parse(objs(
-		SegmentKey("g2", 11, 20), MetaKey("g2"), ExportKey("g2", 10),
-		MetaKey("g1"), ExportKey("g1", 1), SegmentKey("g1", 2, 5), SegmentKey("g1", 6, 9), SegmentKey("g1", 2, 3),
-		"generations/g1/exports/zz.texp", "other/file", "generations/g1/segments/1-2.tseg", "generations/",
+		SegmentKey(gen2, 11, 20), MetaKey(gen2), ExportKey(gen2, 10),
+		MetaKey(gen1), ExportKey(gen1, 1), SegmentKey(gen1, 2, 5), SegmentKey(gen1, 6, 9), SegmentKey(gen1, 2, 3),
+		"generations/"+gen1+"/exports/zz.texp", "other/file", "generations/"+gen1+"/segments/1-2.tseg", "generations/",
 	))
-	if len(gens) != 2 || gens[0].ID != "g1" || gens[1].ID != "g2" {
+	if len(gens) != 2 || gens[0].ID != gen1 || gens[1].ID != gen2 {
 		t.Fatalf("generations = %+v", gens)
 	}
 	g1 := gens[0]
@@ -36,6 +42,79 @@ func TestParse(t *testing.T) {
 	}
 	if len(unknown) != 4 {
 		t.Fatalf("unknown = %v, want the 4 foreign keys", unknown)
+	}
+}
+
+// TestParseRefusesUncanonicalKeys: Parse is the exact inverse of the key
+// builders. Keys are untrusted and restore turns them into local paths,
+// so every other spelling is "not a tailer object".
+func TestParseRefusesUncanonicalKeys(t *testing.T) {
+	seg := segment.SegmentName(1, 2)
+	exp := segment.ExportName(1)
+	hostile := []string{
+		"generations/" + gen1 + "/segments/../../../../tmp/x/" + seg,
+		"generations/" + gen1 + "/segments/x/../" + seg,
+		"generations/" + gen1 + "/segments/./" + seg,
+		"generations/" + gen1 + "/segments//" + seg,
+		"generations/" + gen1 + "//segments/" + seg,
+		"generations//" + gen1 + "/segments/" + seg,
+		"generations/" + gen1 + "/segments/" + seg + "/",
+		"generations/" + gen1 + "/segments\\..\\..\\" + seg,
+		"generations/" + gen1 + "/exports/../exports/" + exp,
+		"generations/" + gen1 + "/exports/sub/" + exp,
+		"generations/" + gen1 + "/sub/" + MetaName,
+		"generations/" + gen1 + "/" + MetaName + "/x",
+		"generations/../" + gen1 + "/" + MetaName,
+		"generations/../generation.json",
+		"/generations/" + gen1 + "/" + MetaName,
+		"./generations/" + gen1 + "/" + MetaName,
+		"generations/./" + MetaName,
+		"generations/" + MetaName,
+		// generation ids NewGenerationID would not produce
+		"generations/../segments/" + seg,
+		"generations/g1/segments/" + seg,
+		"generations/..%2f/" + MetaName,
+		"generations/20261122T213000Z-3f9a1c/" + MetaName,     // no milliseconds
+		"generations/20261122T213000.000Z-3F9A1C/" + MetaName, // upper-case hex
+		"generations/20261322T213000.000Z-3f9a1c/" + MetaName, // month 13
+		"generations/20261122T213000.000Z-3f9a1c0/" + MetaName,
+		"generations/20261122T213000.000Z_3f9a1c/" + MetaName,
+		// names SegmentName and ExportName would not produce
+		"generations/" + gen1 + "/segments/" + strings.ToUpper(segment.SegmentName(10, 11)),
+		"generations/" + gen1 + "/segments/" + segment.SegmentName(2, 1),
+		"generations/" + gen1 + "/segments/" + exp,
+		"generations/" + gen1 + "/exports/" + seg,
+		"generations/" + gen1 + "/exports/" + exp + ".tmp",
+	}
+	for _, key := range hostile {
+		gens, unknown := Parse(objs(key))
+		if len(gens) != 0 || len(unknown) != 1 || unknown[0] != key {
+			t.Errorf("Parse(%q) = %+v, unknown %v; want it unknown", key, gens, unknown)
+		}
+	}
+}
+
+// TestParseRoundTrip: every key the builders produce with an id from
+// NewGenerationID parses back to what built it.
+func TestParseRoundTrip(t *testing.T) {
+	prev := ""
+	for i, now := range []time.Time{time.Unix(0, 0), time.Date(2026, 11, 22, 21, 30, 0, 999_999_999, time.FixedZone("x", 3600)), time.Date(9999, 12, 31, 23, 59, 59, 0, time.UTC)} {
+		id := NewGenerationID(now, prev)
+		if err := ValidGenerationID(id); err != nil {
+			t.Fatalf("NewGenerationID gave %q: %v", id, err)
+		}
+		for _, seqs := range [][2]uint64{{0, 0}, {1, 2}, {0xa1, 0xb0}, {1 << 63, 1<<64 - 1}} {
+			gens, unknown := Parse(objs(MetaKey(id), ExportKey(id, seqs[0]), SegmentKey(id, seqs[0], seqs[1])))
+			if len(unknown) != 0 || len(gens) != 1 {
+				t.Fatalf("case %d %v: gens %+v unknown %v", i, seqs, gens, unknown)
+			}
+			g := gens[0]
+			if g.ID != id || g.MetaKey != MetaKey(id) || len(g.Exports) != 1 || g.Exports[0].Seq != seqs[0] ||
+				len(g.Segments) != 1 || g.Segments[0].First != seqs[0] || g.Segments[0].Last != seqs[1] {
+				t.Fatalf("case %d %v: parsed %+v", i, seqs, g)
+			}
+		}
+		prev = id
 	}
 }
 

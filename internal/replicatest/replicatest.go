@@ -14,7 +14,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"encoding/json"
 	"fmt"
+	"hash/crc32"
 	"os"
 	"path/filepath"
 	"slices"
@@ -388,4 +390,58 @@ func (rep *Replica) StateAt(t testing.TB, seq uint64) []segment.FamilySum {
 		t.Fatalf("no recorded state at sequence %d", seq)
 	}
 	return d
+}
+
+// Inflate keeps the header of the segment obj and replaces its body by a
+// hand-made zstd frame: one record at seq whose batch is a WriteBatch
+// header and zeros zero bytes, in RLE blocks (4 bytes per 128 KiB). The
+// trailer states the true uncompressed length and record count, with a
+// valid CRC, so only the format's limits can stop it: a small hostile
+// object (zeros of 256 MiB take 8 KiB) for tests of memory bounds.
+func Inflate(t testing.TB, obj []byte, seq uint64, zeros uint64) []byte {
+	t.Helper()
+	hlen := binary.LittleEndian.Uint32(obj[10:14])
+	hdrEnd := 14 + int(hlen)
+	foot := obj[len(obj)-24:]
+	tlen := int(binary.LittleEndian.Uint32(foot[8:12]))
+	var tj map[string]any
+	if err := json.Unmarshal(obj[len(obj)-24-tlen:len(obj)-24], &tj); err != nil {
+		t.Fatal(err)
+	}
+	batch := binary.LittleEndian.AppendUint64(nil, seq) // WriteBatch header
+	batch = binary.LittleEndian.AppendUint32(batch, 1)
+	rec := binary.LittleEndian.AppendUint64(nil, seq)
+	rec = binary.LittleEndian.AppendUint64(rec, 5)
+	rec = binary.AppendUvarint(rec, uint64(len(batch))+zeros)
+	rec = append(rec, batch...)
+
+	body := []byte{0x28, 0xB5, 0x2F, 0xFD, 0x00, 10 << 3} // frame header, 1 MiB window
+	block := func(last bool, typ byte, size int) {
+		h := uint32(size)<<3 | uint32(typ)<<1
+		if last {
+			h |= 1
+		}
+		body = append(body, byte(h), byte(h>>8), byte(h>>16))
+	}
+	block(false, 0, len(rec))
+	body = append(body, rec...)
+	for left := zeros; left > 0; {
+		n := min(left, 128<<10)
+		left -= n
+		block(left == 0, 1, int(n))
+		body = append(body, 0)
+	}
+	tj["records"] = 1
+	tj["uncompressed_len"] = uint64(len(rec)) + zeros
+	tj["min_capture_unix_ms"], tj["max_capture_unix_ms"] = 5, 5
+	tp, err := json.Marshal(tj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := append(slices.Clip(obj[:hdrEnd]), body...)
+	out = append(out, tp...)
+	out = binary.LittleEndian.AppendUint64(out, uint64(len(body)))
+	out = binary.LittleEndian.AppendUint32(out, uint32(len(tp)))
+	out = binary.LittleEndian.AppendUint32(out, crc32.Checksum(tp, crc32.MakeTable(crc32.Castagnoli)))
+	return append(out, segment.EndMagic...)
 }
