@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 
 	"github.com/tailer-backup/tailer/internal/layout"
+	"github.com/tailer-backup/tailer/internal/owned"
 	"github.com/tailer-backup/tailer/segment"
 	"github.com/tailer-backup/tailer/uploader"
 )
@@ -114,7 +115,7 @@ func (f *fetched) open(ctx context.Context, r uploader.Replica, key, work string
 	path, ok := have[key]
 	if !ok {
 		path = filepath.Join(work, filepath.FromSlash(key))
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		if err := os.MkdirAll(filepath.Dir(path), owned.DirMode); err != nil {
 			return nil, fmt.Errorf("restore work dir: %w", err)
 		}
 		src := r

@@ -13,6 +13,7 @@ import (
 	"github.com/tailer-backup/tailer/changelog"
 	"github.com/tailer-backup/tailer/internal/catalog"
 	"github.com/tailer-backup/tailer/internal/layout"
+	"github.com/tailer-backup/tailer/internal/owned"
 	"github.com/tailer-backup/tailer/segment"
 	"github.com/tailer-backup/tailer/uploader"
 )
@@ -43,7 +44,7 @@ func (rv *resolver) framing(key string, size int64) (segment.Header, segment.Tra
 // download fetches one segment whole (verified) into the work dir.
 func (rv *resolver) download(s layout.Segment) (*segment.Reader, *os.File, error) {
 	path := filepath.Join(rv.work, filepath.FromSlash(s.Key))
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(path), owned.DirMode); err != nil {
 		return nil, nil, err
 	}
 	n, err := uploader.Download(rv.ctx, rv.r, s.Key, path)
