@@ -104,19 +104,14 @@ func (c *Config) setDefaults() error {
 		seen[r.String()] = true
 	}
 	if c.Scratch == "" {
-		c.Scratch = filepath.Join(filepath.Dir(filepath.Clean(c.DB)), filepath.Base(c.DB)+".tailer")
+		c.Scratch = secondary.DefaultScratch(c.DB)
 	}
 	if c.Spool == "" {
 		c.Spool = filepath.Join(c.Scratch, "spool")
 	}
 	for _, d := range []struct{ flag, path string }{{"--scratch", c.Scratch}, {"--spool", c.Spool}} {
-		abs, err := filepath.Abs(d.path)
-		if err != nil {
-			return fmt.Errorf("%s %s: %w", d.flag, d.path, err)
-		}
-		db, _ := filepath.Abs(c.DB)
-		if secondary.Inside(abs, db) {
-			return fmt.Errorf("%s %s is inside the primary's directory %s: tailer never writes there; put it beside the store on the same filesystem", d.flag, d.path, db)
+		if secondary.Inside(d.path, c.DB) {
+			return fmt.Errorf("%s %s is inside the primary's directory %s: tailer never writes there; put it beside the store on the same filesystem", d.flag, d.path, c.DB)
 		}
 	}
 	if c.Poll <= 0 {

@@ -29,13 +29,12 @@ func ExportLive(ctx context.Context, db, scratch, out string, opts Options) (Sum
 		return Summary{}, fmt.Errorf("no --db given: point it at Stalwart's RocksDB directory")
 	}
 	if scratch == "" {
-		scratch = filepath.Join(filepath.Dir(filepath.Clean(db)), filepath.Base(db)+".tailer")
+		scratch = secondary.DefaultScratch(db)
 	}
-	absDB, _ := filepath.Abs(db)
-	if abs, _ := filepath.Abs(scratch); secondary.Inside(abs, absDB) {
-		return Summary{}, fmt.Errorf("--scratch %s is inside the store's directory %s: tailer never writes there; put it beside the store", scratch, db)
+	if err := secondary.CheckOutside(scratch, db); err != nil {
+		return Summary{}, fmt.Errorf("--scratch %w", err)
 	}
-	if err := checkOutside(out, absDB); err != nil {
+	if err := checkOutside(out, db); err != nil {
 		return Summary{}, err
 	}
 	if err := CheckOut(out); err != nil {
@@ -92,9 +91,9 @@ func ExportRestore(ctx context.Context, ro restore.Options, out string, opts Opt
 
 // checkOutside refuses an output directory inside the store's directory:
 // tailer never writes there.
-func checkOutside(out, absDB string) error {
-	if abs, _ := filepath.Abs(out); secondary.Inside(abs, absDB) {
-		return fmt.Errorf("--out %s is inside the store's directory %s: tailer never writes there", out, absDB)
+func checkOutside(out, db string) error {
+	if err := secondary.CheckOutside(out, db); err != nil {
+		return fmt.Errorf("--out %w", err)
 	}
 	return nil
 }
