@@ -23,6 +23,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/tailer-backup/tailer/compaction"
+	"github.com/tailer-backup/tailer/internal/owned"
 	"github.com/tailer-backup/tailer/internal/store"
 	"github.com/tailer-backup/tailer/lease"
 	"github.com/tailer-backup/tailer/retention"
@@ -193,7 +194,7 @@ func New(cfg Config) (*Agent, error) {
 	if _, err := store.ListFamilies(cfg.DB); err != nil {
 		return nil, err // a wrong --db is reported before anything starts
 	}
-	if err := os.MkdirAll(cfg.Scratch, 0o755); err != nil {
+	if err := os.MkdirAll(cfg.Scratch, owned.DirMode); err != nil {
 		return nil, fmt.Errorf("create scratch dir %s: %w", cfg.Scratch, err)
 	}
 	lock, instance, err := claimScratch(cfg.Scratch)

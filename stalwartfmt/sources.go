@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/tailer-backup/tailer/internal/owned"
 	"github.com/tailer-backup/tailer/internal/store"
 	"github.com/tailer-backup/tailer/restore"
 	"github.com/tailer-backup/tailer/secondary"
@@ -61,7 +62,7 @@ func ExportRestore(ctx context.Context, ro restore.Options, out string, opts Opt
 		return restore.Result{}, Summary{}, err
 	}
 	parent := filepath.Dir(filepath.Clean(out))
-	if err := os.MkdirAll(parent, 0o755); err != nil {
+	if err := os.MkdirAll(parent, owned.DirMode); err != nil {
 		return restore.Result{}, Summary{}, fmt.Errorf("create %s: %w", parent, err)
 	}
 	tmp, err := os.MkdirTemp(parent, "."+filepath.Base(out)+".restore-")
