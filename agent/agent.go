@@ -24,6 +24,7 @@ import (
 
 	"github.com/tailer-backup/tailer/compaction"
 	"github.com/tailer-backup/tailer/internal/diskguard"
+	"github.com/tailer-backup/tailer/internal/owned"
 	"github.com/tailer-backup/tailer/internal/store"
 	"github.com/tailer-backup/tailer/lease"
 	"github.com/tailer-backup/tailer/retention"
@@ -120,19 +121,14 @@ func (c *Config) setDefaults() error {
 		seen[uploader.IdentityOf(r)] = r
 	}
 	if c.Scratch == "" {
-		c.Scratch = filepath.Join(filepath.Dir(filepath.Clean(c.DB)), filepath.Base(c.DB)+".tailer")
+		c.Scratch = secondary.DefaultScratch(c.DB)
 	}
 	if c.Spool == "" {
 		c.Spool = filepath.Join(c.Scratch, "spool")
 	}
 	for _, d := range []struct{ flag, path string }{{"--scratch", c.Scratch}, {"--spool", c.Spool}} {
-		abs, err := filepath.Abs(d.path)
-		if err != nil {
-			return fmt.Errorf("%s %s: %w", d.flag, d.path, err)
-		}
-		db, _ := filepath.Abs(c.DB)
-		if secondary.Inside(abs, db) {
-			return fmt.Errorf("%s %s is inside the primary's directory %s: tailer never writes there; put it beside the store on the same filesystem", d.flag, d.path, db)
+		if secondary.Inside(d.path, c.DB) {
+			return fmt.Errorf("%s %s is inside the primary's directory %s: tailer never writes there; put it beside the store on the same filesystem", d.flag, d.path, c.DB)
 		}
 	}
 	if c.Poll <= 0 {
@@ -224,7 +220,7 @@ func New(cfg Config) (*Agent, error) {
 	if _, err := store.ListFamilies(cfg.DB); err != nil {
 		return nil, err // a wrong --db is reported before anything starts
 	}
-	if err := os.MkdirAll(cfg.Scratch, 0o755); err != nil {
+	if err := os.MkdirAll(cfg.Scratch, owned.DirMode); err != nil {
 		return nil, fmt.Errorf("create scratch dir %s: %w", cfg.Scratch, err)
 	}
 	lock, instance, err := claimScratch(cfg.Scratch)

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/tailer-backup/tailer/compaction"
+	"github.com/tailer-backup/tailer/internal/owned"
 	"github.com/tailer-backup/tailer/retention"
 )
 
@@ -25,7 +26,7 @@ func (a *Agent) maintain(ctx context.Context) {
 		if opts.WorkDir == "" {
 			opts.WorkDir = filepath.Join(a.cfg.Scratch, "compact")
 		}
-		if err := os.MkdirAll(opts.WorkDir, 0o755); err != nil {
+		if err := os.MkdirAll(opts.WorkDir, owned.DirMode); err != nil {
 			a.log.Error("compaction is off: cannot create its work dir", "dir", opts.WorkDir, "err", err)
 			return
 		}

@@ -29,12 +29,12 @@ func ExportOnce(ctx context.Context, db, scratch string, r uploader.Replica, log
 		log = slog.New(slog.DiscardHandler)
 	}
 	if scratch == "" {
-		scratch = filepath.Join(filepath.Dir(filepath.Clean(db)), filepath.Base(db)+".tailer")
+		scratch = secondary.DefaultScratch(db)
+	}
+	if err := secondary.CheckOutside(scratch, db); err != nil {
+		return layout.Meta{}, export.Result{}, fmt.Errorf("--scratch %w", err)
 	}
 	absDB, _ := filepath.Abs(db)
-	if abs, _ := filepath.Abs(scratch); secondary.Inside(abs, absDB) {
-		return layout.Meta{}, export.Result{}, fmt.Errorf("--scratch %s is inside the store's directory %s: tailer never writes there; put it beside the store", scratch, db)
-	}
 	now := time.Now()
 	gens, _, err := catalog.List(ctx, r, nil)
 	if err != nil {

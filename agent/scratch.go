@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+
+	"github.com/tailer-backup/tailer/internal/owned"
 )
 
 // claimScratch locks the scratch directory for this process (the lock
@@ -17,7 +19,7 @@ import (
 // snapshots there belong to one writer. The id survives restarts, so a
 // restarted tailer can take back the replica lease its previous life held.
 func claimScratch(dir string) (*os.File, string, error) {
-	f, err := os.OpenFile(filepath.Join(dir, "tailer.lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	f, err := os.OpenFile(filepath.Join(dir, "tailer.lock"), os.O_CREATE|os.O_RDWR, owned.FileMode)
 	if err != nil {
 		return nil, "", fmt.Errorf("lock scratch dir %s: %w", dir, err)
 	}
@@ -39,7 +41,7 @@ func claimScratch(dir string) (*os.File, string, error) {
 		return nil, "", err
 	}
 	id := hex.EncodeToString(r[:])
-	if err := os.WriteFile(idPath, []byte(id+"\n"), 0o644); err != nil {
+	if err := os.WriteFile(idPath, []byte(id+"\n"), owned.FileMode); err != nil {
 		f.Close()
 		return nil, "", fmt.Errorf("write %s: %w", idPath, err)
 	}

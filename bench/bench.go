@@ -15,6 +15,7 @@ package bench
 import (
 	"context"
 	"fmt"
+	"github.com/tailer-backup/tailer/internal/owned"
 	"github.com/tailer-backup/tailer/internal/progress"
 	"io"
 	"log/slog"
@@ -29,8 +30,10 @@ const bucket = "bench"
 
 // Options configure a run. Defaults and Quick give the two standard ones.
 type Options struct {
-	// Work holds every store, bucket and copy; it needs room for about 6×
-	// the large store. Default: a temporary directory, removed at the end.
+	// Work is where the bench makes its own directory for every store,
+	// bucket and copy; it needs room for about 6× the large store.
+	// Default: the system's temporary directory. Only the bench's own
+	// directory is removed at the end (unless Keep), never Work.
 	Work string
 	// Bin is the tailer binary run as a subprocess (export, restore, run).
 	Bin string
@@ -47,7 +50,7 @@ type Options struct {
 	OverheadRounds   int
 	Poll             time.Duration // tailer's --poll (0: its default, 1s)
 	Seed             int64
-	Keep             bool         // keep Work
+	Keep             bool         // keep the bench's directory in Work
 	Log              *slog.Logger // tailer's in-process log (nil: discarded)
 	Progress         io.Writer    // one line per step (nil: silent)
 	Mode             string       // "default", "quick" or "custom", for the report
@@ -127,17 +130,13 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 			return nil, fmt.Errorf("bench: %s not found: it is the baseline tailer is compared with", tool)
 		}
 	}
-	if o.Work == "" {
-		d, err := os.MkdirTemp("", "tailer-bench-")
-		if err != nil {
-			return nil, err
-		}
-		o.Work = d
-		if !o.Keep {
-			defer os.RemoveAll(d)
-		}
-	} else if err := os.MkdirAll(o.Work, 0o755); err != nil {
-		return nil, err
+	wd, err := owned.NewTempDir(o.Work, "tailer-bench-")
+	if err != nil {
+		return nil, fmt.Errorf("bench: %w", err)
+	}
+	o.Work = wd.Path // every RemoveAll of the bench stays inside it
+	if !o.Keep {
+		defer wd.Remove()
 	}
 	rep := &Report{Mode: o.Mode, Machine: machine()}
 	o.progress("bench: work dir %s, stores %s and %s, load avg %s", o.Work, progress.HumanBytes(o.Size), progress.HumanBytes(4*o.Size), rep.Machine.LoadStart)

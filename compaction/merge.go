@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/tailer-backup/tailer/internal/layout"
+	"github.com/tailer-backup/tailer/internal/owned"
 	"github.com/tailer-backup/tailer/internal/safepath"
 	"github.com/tailer-backup/tailer/segment"
 	"github.com/tailer-backup/tailer/uploader"
@@ -331,7 +332,7 @@ func build(path, gen, key string, grp group, inputs []local) (segment.Header, se
 	}
 	hdr := readers[0].Header()
 	hdr.FirstSeq, hdr.LastSeq, hdr.Created = grp.first(), grp.last(), created
-	out, err := os.Create(path)
+	out, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, owned.FileMode)
 	if err != nil {
 		return segment.Header{}, segment.Trailer{}, fmt.Errorf("compaction: %w", err)
 	}

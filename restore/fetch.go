@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 
 	"github.com/tailer-backup/tailer/internal/layout"
+	"github.com/tailer-backup/tailer/internal/owned"
 	"github.com/tailer-backup/tailer/internal/safepath"
 	"github.com/tailer-backup/tailer/segment"
 	"github.com/tailer-backup/tailer/uploader"
@@ -118,7 +119,7 @@ func (f *fetched) open(ctx context.Context, r uploader.Replica, key, work string
 		if path, err = safepath.Join(work, key); err != nil {
 			return nil, fmt.Errorf("restore work dir: %w", err)
 		}
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		if err := os.MkdirAll(filepath.Dir(path), owned.DirMode); err != nil {
 			return nil, fmt.Errorf("restore work dir: %w", err)
 		}
 		src := r

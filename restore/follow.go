@@ -14,6 +14,7 @@ import (
 
 	"github.com/tailer-backup/tailer/internal/durable"
 	"github.com/tailer-backup/tailer/internal/layout"
+	"github.com/tailer-backup/tailer/internal/owned"
 	"github.com/tailer-backup/tailer/internal/store"
 	"github.com/tailer-backup/tailer/uploader"
 )
@@ -27,8 +28,10 @@ type FollowOptions struct {
 	// Interval is how often the replica is listed for new segments
 	// (default 1s).
 	Interval time.Duration
-	// Work holds downloads (default: a hidden directory beside To, so a
-	// rebuild's ingestion moves files instead of copying them).
+	// Work is where the follower makes its own temporary directories for
+	// downloads (default: a hidden directory beside To, so a rebuild's
+	// ingestion moves files instead of copying them). Only those are
+	// removed; Work itself and anything else in it stay.
 	Work string
 	Log  *slog.Logger
 	// Progress, if set, is called after every step that moved the
@@ -110,9 +113,11 @@ func Follow(ctx context.Context, opts FollowOptions) (FollowStatus, error) {
 		return FollowStatus{}, err
 	}
 	defer unlock()
-	defer func() {
-		os.Remove(f.p.work) // only if empty: a --work given may hold other things
-	}()
+	if opts.Work == "" {
+		// The default work dir is tailer's own (a crash may have left it
+		// behind); a --work given is the operator's and stays.
+		defer os.Remove(f.p.work) // only if empty
+	}
 	if err := f.start(ctx); err != nil {
 		f.abandon()
 		if ctx.Err() != nil && f.st == nil {
@@ -210,10 +215,8 @@ func (f *follower) start(ctx context.Context) error {
 		}
 		f.state = followState{}
 	}
-	for _, p := range []string{f.p.build, f.p.old} {
-		if err := os.RemoveAll(p); err != nil {
-			return fmt.Errorf("remove leftover %s: %w", p, err)
-		}
+	if err := removeAll(f.p.build, f.p.old); err != nil {
+		return err
 	}
 	if _, err := checkTarget(f.p.dir); err != nil {
 		return fmt.Errorf("%w; it has no %s, so it is no standby tailer built: follow into a new or empty directory", err, filepath.Base(f.p.state))
@@ -260,7 +263,7 @@ func (f *follower) rebuild(ctx context.Context, gen, why string) error {
 		return err
 	}
 	res, err := Run(ctx, Options{Replica: f.opts.Replica, To: f.p.build, Target: Target{Generation: gen},
-		Work: filepath.Join(f.p.work, "restore"), AllowPartial: true, Log: f.log})
+		Work: f.p.work, AllowPartial: true, Log: f.log})
 	if err != nil {
 		return fmt.Errorf("build the standby (%s) from %s: %w", why, f.opts.Replica, err)
 	}
@@ -545,11 +548,16 @@ func (f *follower) stuck(ctx context.Context, g layout.Generation) error {
 // apply downloads segs, verifies them and replays their batches after the
 // standby's position, through its WAL, then checks the sequence identity.
 func (f *follower) apply(ctx context.Context, g layout.Generation, segs []layout.Segment, reach uint64) error {
-	work := filepath.Join(f.p.work, "segments")
-	if err := os.MkdirAll(work, 0o755); err != nil {
-		return &fatalError{fmt.Errorf("create follow work dir %s: %w", work, err)}
+	wd, err := owned.NewTempDir(f.p.work, "segments-")
+	if err != nil {
+		return &fatalError{fmt.Errorf("follow work dir: %w", err)}
 	}
-	defer os.RemoveAll(work)
+	defer func() {
+		if err := wd.Remove(); err != nil {
+			f.log.Warn("cannot remove the follower's work dir", "err", err)
+		}
+	}()
+	work := wd.Path
 	files := &fetched{}
 	defer files.close()
 	ferr := files.fetchSegments(ctx, f.opts.Replica, g.ID, segs, work, nil, f.log)
@@ -642,8 +650,23 @@ func (f *follower) abandon() {
 	}
 }
 
+// removeAll removes the follower's build and old directories. Their names
+// are tailer's (hidden, beside the standby), and what tailer leaves there
+// is a RocksDB store (it holds a LOCK file from its first open on) or an
+// empty directory; anything else is refused, not removed: it is not
+// tailer's.
 func removeAll(paths ...string) error {
 	for _, p := range paths {
+		entries, err := os.ReadDir(p)
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("remove %s: %w", p, err)
+		}
+		if _, err := os.Lstat(filepath.Join(p, "LOCK")); len(entries) > 0 && err != nil {
+			return fmt.Errorf("%s is in the follower's way but holds no store tailer built (no LOCK file): move it away", p)
+		}
 		if err := os.RemoveAll(p); err != nil {
 			return fmt.Errorf("remove %s: %w", p, err)
 		}

@@ -43,22 +43,30 @@ func startFollow(t *testing.T, rep *replicatest.Replica, to string) *follow {
 
 func startFollowOn(t *testing.T, r uploader.Replica, to string) *follow {
 	t.Helper()
+	return startFollowWith(t, FollowOptions{Replica: r, To: to})
+}
+
+// startFollowWith starts a follower with opts (Interval and Progress are
+// the test's).
+func startFollowWith(t *testing.T, opts FollowOptions) *follow {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	fw := &follow{t: t, cancel: cancel, done: make(chan error, 1), seen: make(chan struct{}, 1)}
+	opts.Interval = 10 * time.Millisecond
 	go func() {
-		st, err := Follow(ctx, FollowOptions{Replica: r, To: to, Interval: 10 * time.Millisecond,
-			Progress: func(s FollowStatus) {
-				fw.mu.Lock()
-				fw.last = s
-				if fw.first == nil {
-					fw.first = &s
-				}
-				fw.mu.Unlock()
-				select {
-				case fw.seen <- struct{}{}:
-				default:
-				}
-			}})
+		opts.Progress = func(s FollowStatus) {
+			fw.mu.Lock()
+			fw.last = s
+			if fw.first == nil {
+				fw.first = &s
+			}
+			fw.mu.Unlock()
+			select {
+			case fw.seen <- struct{}{}:
+			default:
+			}
+		}
+		st, err := Follow(ctx, opts)
 		fw.final = st
 		fw.done <- err
 	}()

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/tailer-backup/tailer/internal/durable"
+	"github.com/tailer-backup/tailer/internal/owned"
 )
 
 // followStateVersion is the version of the state file; a newer one is
@@ -72,7 +73,7 @@ func writeState(path string, s followState) error {
 		return fmt.Errorf("encode follower state: %w", err)
 	}
 	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, owned.FileMode)
 	if err != nil {
 		return fmt.Errorf("write follower state: %w", err)
 	}
@@ -97,10 +98,10 @@ func writeState(path string, s followState) error {
 // would build into the same sibling directory. The lock (flock) dies with
 // the process, kill -9 included.
 func lockFollower(p followPaths) (func(), error) {
-	if err := os.MkdirAll(filepath.Dir(p.lock), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(p.lock), owned.DirMode); err != nil {
 		return nil, fmt.Errorf("standby parent directory: %w", err)
 	}
-	f, err := os.OpenFile(p.lock, os.O_CREATE|os.O_RDWR, 0o644)
+	f, err := os.OpenFile(p.lock, os.O_CREATE|os.O_RDWR, owned.FileMode)
 	if err != nil {
 		return nil, fmt.Errorf("lock the standby %s: %w", p.dir, err)
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/linxGnu/grocksdb"
 
+	"github.com/tailer-backup/tailer/internal/owned"
 	"github.com/tailer-backup/tailer/internal/stalwart"
 	"github.com/tailer-backup/tailer/internal/store"
 	"github.com/tailer-backup/tailer/segment"
@@ -23,7 +24,7 @@ import (
 // progress (Options.Progress, may be nil) hears, as phase "load", the keys
 // loaded against the export's record count.
 func load(ctx context.Context, st *store.Store, exp *segment.Reader, dir string, log *slog.Logger, progress func(string, int64, int64)) (uint64, error) {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, owned.DirMode); err != nil {
 		return 0, fmt.Errorf("create %s: %w", dir, err)
 	}
 	fams := exp.Header().Families

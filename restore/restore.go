@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/tailer-backup/tailer/internal/catalog"
 	"github.com/tailer-backup/tailer/internal/layout"
+	"github.com/tailer-backup/tailer/internal/owned"
 	"github.com/tailer-backup/tailer/internal/store"
 	"github.com/tailer-backup/tailer/segment"
 	"github.com/tailer-backup/tailer/uploader"
@@ -23,9 +25,10 @@ type Options struct {
 	Replica uploader.Replica
 	To      string // target directory: must not exist or be empty
 	Target  Target
-	// Work holds downloads and SST files while restoring (default: a
-	// hidden directory beside To, so ingestion can move files instead of
-	// copying them). It is removed at the end.
+	// Work is where restore makes its own temporary directory for
+	// downloads and SST files (default: beside To, hidden, so ingestion
+	// can move files instead of copying them). Only that directory is
+	// removed at the end; Work itself and anything else in it stay.
 	Work string
 	// Digests asks for every family's digest of the finished store in
 	// Result.Families (one more full read), to compare it with a primary.
@@ -89,22 +92,27 @@ func Run(ctx context.Context, opts Options) (res Result, err error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	existed, err := checkTarget(opts.To)
-	if err != nil {
+	if _, err := checkTarget(opts.To); err != nil {
 		return Result{}, err
 	}
 	gens, _, err := catalog.List(ctx, opts.Replica, nil)
 	if err != nil {
 		return Result{}, err
 	}
-	work := opts.Work
-	if work == "" {
-		work = filepath.Join(filepath.Dir(filepath.Clean(opts.To)), "."+filepath.Base(opts.To)+".tailer-restore")
+	parent, pattern := opts.Work, "tailer-restore-"
+	if parent == "" {
+		parent, pattern = filepath.Dir(filepath.Clean(opts.To)), "."+filepath.Base(opts.To)+".tailer-restore-"
 	}
-	if err := os.MkdirAll(work, 0o755); err != nil {
-		return Result{}, fmt.Errorf("create restore work dir %s: %w", work, err)
+	wd, err := owned.NewTempDir(parent, pattern)
+	if err != nil {
+		return Result{}, fmt.Errorf("restore work dir: %w", err)
 	}
-	defer os.RemoveAll(work)
+	defer func() {
+		if rerr := wd.Remove(); rerr != nil {
+			log.Warn("cannot remove the restore's work dir", "err", rerr)
+		}
+	}()
+	work := wd.Path
 
 	t0 := time.Now()
 	target, why, have, err := resolveTarget(ctx, opts.Replica, gens, opts.Target, work)
@@ -119,18 +127,22 @@ func Run(ctx context.Context, opts Options) (res Result, err error) {
 	res = Result{Generation: plan.Generation.ID, ExportSeq: plan.Export.Seq, Target: plan.Want, Why: why}
 	res.Downloaded, res.Segments, res.DownloadDur = files.bytes, len(files.segments), time.Since(t0)
 
-	st, err := createTarget(opts.To, files)
+	created, err := claimTarget(opts.To)
 	if err != nil {
 		return Result{}, err
 	}
+	var st *store.Store
 	defer func() {
 		if st != nil {
 			st.Close()
 		}
 		if err != nil {
-			removeTarget(opts.To, existed, log)
+			removeTarget(opts.To, created, log)
 		}
 	}()
+	if st, err = createTarget(opts.To, files); err != nil {
+		return Result{}, err
+	}
 	t1 := time.Now()
 	keys, err := load(ctx, st, files.export, filepath.Join(work, "sst"), log, opts.Progress)
 	if err != nil {
@@ -283,9 +295,10 @@ func lastKey(f *fetched) string {
 }
 
 // removeTarget deletes what a failed restore created in dir: the whole
-// directory if the restore created it, else its contents.
-func removeTarget(dir string, existed bool, log *slog.Logger) {
-	if !existed {
+// directory if the restore created it, else its contents (claimTarget saw
+// it empty right before the restore wrote there).
+func removeTarget(dir string, created bool, log *slog.Logger) {
+	if created {
 		if err := os.RemoveAll(dir); err != nil {
 			log.Warn("cannot remove the failed restore", "dir", dir, "err", err)
 		}
@@ -316,6 +329,25 @@ func checkTarget(dir string) (existed bool, err error) {
 		return false, fmt.Errorf("restore target %s is not empty: restore into a new or empty directory (tailer never overwrites a store)", dir)
 	}
 	return true, nil
+}
+
+// claimTarget makes dir the restore's right before anything is written
+// there: it creates it (owned.DirMode: the store holds mail; restore has
+// no source directory whose mode it could copy), or checks again that the
+// existing directory is still empty, so a failed restore removes only what
+// it wrote. An existing directory keeps its mode. created says which.
+func claimTarget(dir string) (created bool, err error) {
+	err = os.Mkdir(dir, owned.DirMode)
+	if err == nil {
+		return true, nil
+	}
+	if !errors.Is(err, fs.ErrExist) {
+		return false, fmt.Errorf("create restore target %s: %w", dir, err)
+	}
+	if _, err := checkTarget(dir); err != nil {
+		return false, err
+	}
+	return false, nil
 }
 
 // createTarget creates the store with every family the export and the

@@ -13,6 +13,7 @@ import (
 	"github.com/tailer-backup/tailer/changelog"
 	"github.com/tailer-backup/tailer/internal/catalog"
 	"github.com/tailer-backup/tailer/internal/layout"
+	"github.com/tailer-backup/tailer/internal/owned"
 	"github.com/tailer-backup/tailer/internal/safepath"
 	"github.com/tailer-backup/tailer/segment"
 	"github.com/tailer-backup/tailer/uploader"
@@ -47,7 +48,7 @@ func (rv *resolver) download(s layout.Segment) (*segment.Reader, *os.File, error
 	if err != nil {
 		return nil, nil, fmt.Errorf("restore work dir: %w", err)
 	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(path), owned.DirMode); err != nil {
 		return nil, nil, err
 	}
 	n, err := uploader.Download(rv.ctx, rv.r, s.Key, path)

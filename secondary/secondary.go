@@ -20,6 +20,7 @@ import (
 
 	"github.com/linxGnu/grocksdb"
 
+	"github.com/tailer-backup/tailer/internal/owned"
 	"github.com/tailer-backup/tailer/internal/stalwart"
 	"github.com/tailer-backup/tailer/internal/store"
 	"github.com/tailer-backup/tailer/segment"
@@ -51,7 +52,7 @@ func Open(primary, scratch string) (*Secondary, error) {
 		return nil, err
 	}
 	dir := filepath.Join(scratch, "secondary")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if _, err := owned.MkdirAll(dir); err != nil {
 		return nil, fmt.Errorf("create secondary scratch dir %s: %w", dir, err)
 	}
 	opts := grocksdb.NewDefaultOptions()
@@ -80,15 +81,9 @@ func checkDirs(primary, scratch string) (string, string, error) {
 		return "", "", fmt.Errorf("scratch path %s: %w", scratch, err)
 	}
 	if Inside(s, p) {
-		return "", "", fmt.Errorf("scratch directory %s is inside the primary's directory %s: tailer never writes there; choose a directory beside it on the same filesystem (e.g. %s)", s, p, filepath.Join(filepath.Dir(p), "tailer-scratch"))
+		return "", "", fmt.Errorf("scratch directory %s is inside the primary's directory %s: tailer never writes there; choose a directory beside it on the same filesystem (e.g. %s)", s, p, DefaultScratch(p))
 	}
 	return p, s, nil
-}
-
-// Inside reports whether path is dir or below it.
-func Inside(path, dir string) bool {
-	rel, err := filepath.Rel(dir, path)
-	return err == nil && (rel == "." || !strings.HasPrefix(rel, ".."))
 }
 
 // CatchUp applies the primary's new MANIFEST and WAL entries. It checks

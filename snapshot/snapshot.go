@@ -24,6 +24,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -31,6 +32,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/tailer-backup/tailer/internal/owned"
 	"github.com/tailer-backup/tailer/internal/store"
 )
 
@@ -49,9 +51,14 @@ type Snapshot struct {
 // ErrBusy means the MANIFEST kept moving for every attempt.
 var ErrBusy = errors.New("the store's MANIFEST changed during every snapshot attempt")
 
-// Take freezes primary into dir, which must not exist yet. It retries (up
-// to maxAttempts, with a short pause) while the primary flushes or
-// compacts underneath it.
+// ErrExists means the snapshot directory is there already: Take never
+// writes into, or removes, a directory it did not create.
+var ErrExists = errors.New("snapshot directory exists already")
+
+// Take freezes primary into dir, which must not exist yet; it is created
+// owned.DirMode (it holds links to the store's files: mail), as are its
+// missing parents. It retries (up to maxAttempts, with a short pause)
+// while the primary flushes or compacts underneath it.
 func Take(ctx context.Context, primary, dir string, log *slog.Logger) (*Snapshot, error) {
 	const maxAttempts = 50
 	if log == nil {
@@ -60,16 +67,29 @@ func Take(ctx context.Context, primary, dir string, log *slog.Logger) (*Snapshot
 	if err := store.CheckDir(primary); err != nil {
 		return nil, err
 	}
+	if _, err := os.Lstat(dir); err == nil {
+		return nil, fmt.Errorf("snapshot of %s into %s: %w", primary, dir, ErrExists)
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("snapshot dir %s: %w", dir, err)
+	}
+	if _, err := owned.MkdirAll(filepath.Dir(dir)); err != nil {
+		return nil, fmt.Errorf("snapshot dir: %w", err)
+	}
 	for attempt := 1; attempt <= maxAttempts; attempt++ {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		if err := os.RemoveAll(dir); err != nil {
-			return nil, fmt.Errorf("clear snapshot dir %s: %w", dir, err)
+		if attempt > 1 {
+			// The directory of the attempt before, which this call created.
+			if err := os.RemoveAll(dir); err != nil {
+				return nil, fmt.Errorf("clear snapshot dir %s: %w", dir, err)
+			}
 		}
 		snap, moved, err := try(primary, dir, log)
 		if err != nil {
-			os.RemoveAll(dir)
+			if !errors.Is(err, ErrExists) {
+				os.RemoveAll(dir)
+			}
 			return nil, err
 		}
 		if !moved {
@@ -79,6 +99,7 @@ func Take(ctx context.Context, primary, dir string, log *slog.Logger) (*Snapshot
 		log.Debug("store changed during snapshot, retrying", "attempt", attempt)
 		select {
 		case <-ctx.Done():
+			os.RemoveAll(dir)
 			return nil, ctx.Err()
 		case <-time.After(time.Duration(attempt) * 5 * time.Millisecond):
 		}
@@ -97,7 +118,10 @@ func try(primary, dir string, log *slog.Logger) (*Snapshot, bool, error) {
 	if !strings.HasPrefix(manifest, "MANIFEST-") || strings.ContainsAny(manifest, "/\\") {
 		return nil, false, fmt.Errorf("CURRENT of %s names %q, not a MANIFEST: is this a RocksDB store?", primary, manifest)
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.Mkdir(dir, owned.DirMode); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			err = ErrExists // created by someone else meanwhile: not ours to remove
+		}
 		return nil, false, fmt.Errorf("create snapshot dir %s: %w", dir, err)
 	}
 	snap := &Snapshot{Dir: dir}
@@ -138,7 +162,7 @@ func try(primary, dir string, log *slog.Logger) (*Snapshot, bool, error) {
 		}
 		snap.Bytes += n
 	}
-	if err := os.WriteFile(filepath.Join(dir, "CURRENT"), current, 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "CURRENT"), current, owned.FileMode); err != nil {
 		return nil, false, fmt.Errorf("write CURRENT into %s: %w", dir, err)
 	}
 	after, err := os.ReadFile(filepath.Join(primary, "CURRENT"))
@@ -214,7 +238,7 @@ func copyPrefix(src, dst string, limit int64) (int64, error) {
 	if limit >= 0 && limit < size {
 		size = limit
 	}
-	out, err := os.Create(dst)
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, owned.FileMode)
 	if err != nil {
 		return 0, fmt.Errorf("create %s: %w", dst, err)
 	}

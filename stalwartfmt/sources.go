@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/tailer-backup/tailer/internal/owned"
 	"github.com/tailer-backup/tailer/internal/store"
 	"github.com/tailer-backup/tailer/restore"
 	"github.com/tailer-backup/tailer/secondary"
@@ -29,13 +30,12 @@ func ExportLive(ctx context.Context, db, scratch, out string, opts Options) (Sum
 		return Summary{}, fmt.Errorf("no --db given: point it at Stalwart's RocksDB directory")
 	}
 	if scratch == "" {
-		scratch = filepath.Join(filepath.Dir(filepath.Clean(db)), filepath.Base(db)+".tailer")
+		scratch = secondary.DefaultScratch(db)
 	}
-	absDB, _ := filepath.Abs(db)
-	if abs, _ := filepath.Abs(scratch); secondary.Inside(abs, absDB) {
-		return Summary{}, fmt.Errorf("--scratch %s is inside the store's directory %s: tailer never writes there; put it beside the store", scratch, db)
+	if err := secondary.CheckOutside(scratch, db); err != nil {
+		return Summary{}, fmt.Errorf("--scratch %w", err)
 	}
-	if err := checkOutside(out, absDB); err != nil {
+	if err := checkOutside(out, db); err != nil {
 		return Summary{}, err
 	}
 	if err := CheckOut(out); err != nil {
@@ -62,7 +62,7 @@ func ExportRestore(ctx context.Context, ro restore.Options, out string, opts Opt
 		return restore.Result{}, Summary{}, err
 	}
 	parent := filepath.Dir(filepath.Clean(out))
-	if err := os.MkdirAll(parent, 0o755); err != nil {
+	if err := os.MkdirAll(parent, owned.DirMode); err != nil {
 		return restore.Result{}, Summary{}, fmt.Errorf("create %s: %w", parent, err)
 	}
 	tmp, err := os.MkdirTemp(parent, "."+filepath.Base(out)+".restore-")
@@ -92,9 +92,9 @@ func ExportRestore(ctx context.Context, ro restore.Options, out string, opts Opt
 
 // checkOutside refuses an output directory inside the store's directory:
 // tailer never writes there.
-func checkOutside(out, absDB string) error {
-	if abs, _ := filepath.Abs(out); secondary.Inside(abs, absDB) {
-		return fmt.Errorf("--out %s is inside the store's directory %s: tailer never writes there", out, absDB)
+func checkOutside(out, db string) error {
+	if err := secondary.CheckOutside(out, db); err != nil {
+		return fmt.Errorf("--out %w", err)
 	}
 	return nil
 }

@@ -46,7 +46,7 @@ func (r *fileReplica) Put(ctx context.Context, key string, src io.Reader, size i
 	}
 	dst := r.path(key)
 	dir := filepath.Dir(dst)
-	if err := mkdirAllSync(dir); err != nil {
+	if err := mkdirAllSync(dir, 0o750); err != nil {
 		return fmt.Errorf("%s: put %s: %w", r, key, err)
 	}
 	tmp, err := os.CreateTemp(dir, tempPrefix+"*")
@@ -198,8 +198,8 @@ func notExist(err error) bool {
 
 // mkdirAllSync is os.MkdirAll that also fsyncs the parent of every
 // directory it creates, so a new object's directory entry chain is as
-// durable as the object itself.
-func mkdirAllSync(dir string) error {
+// durable as the object itself. mode is for the directories it creates.
+func mkdirAllSync(dir string, mode os.FileMode) error {
 	fi, err := os.Stat(dir)
 	if err == nil {
 		if !fi.IsDir() {
@@ -212,11 +212,11 @@ func mkdirAllSync(dir string) error {
 	}
 	parent := filepath.Dir(dir)
 	if parent != dir {
-		if err := mkdirAllSync(parent); err != nil {
+		if err := mkdirAllSync(parent, mode); err != nil {
 			return err
 		}
 	}
-	if err := os.Mkdir(dir, 0o750); err != nil && !errors.Is(err, fs.ErrExist) {
+	if err := os.Mkdir(dir, mode); err != nil && !errors.Is(err, fs.ErrExist) {
 		return err
 	}
 	return durable.SyncDir(parent)

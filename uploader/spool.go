@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/tailer-backup/tailer/internal/durable"
+	"github.com/tailer-backup/tailer/internal/owned"
 )
 
 // Spool is a durable local queue of objects waiting for upload. It is what
@@ -49,7 +50,9 @@ const maxNameLen = 255
 // producer will write them again.
 func OpenSpool(dir string) (*Spool, error) {
 	dir = filepath.Clean(dir)
-	if err := mkdirAllSync(dir); err != nil {
+	// The spool holds segments and exports (mail) on their way out:
+	// private to the user running tailer, like the rest of the scratch.
+	if err := mkdirAllSync(dir, owned.DirMode); err != nil {
 		return nil, fmt.Errorf("open spool %s: %w", dir, err)
 	}
 	ents, err := os.ReadDir(dir)

@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/tailer-backup/tailer/internal/owned"
 	"github.com/tailer-backup/tailer/internal/wbatch"
 )
 
@@ -53,7 +54,7 @@ func New(primary, dir string, log *slog.Logger) (*Pinner, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, owned.DirMode); err != nil {
 		return nil, fmt.Errorf("create WAL pin dir %s: %w", dir, err)
 	}
 	p := &Pinner{primary: primary, dir: dir, log: log, pins: map[uint64]*pin{}}

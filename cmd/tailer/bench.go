@@ -115,7 +115,7 @@ measured within one run; absolute figures move with the machine's load.`,
 	f.DurationVar(&overDur, "overhead-duration", 10*time.Second, "each run of the overhead comparison")
 	f.IntVar(&rounds, "overhead-rounds", 3, "with/without pairs in the overhead comparison")
 	f.DurationVar(&poll, "poll", 0, "tailer's --poll during the lag phases (default: run's default, 1s)")
-	f.StringVar(&work, "work", "", "work directory (default: a temporary one, removed at the end)")
-	f.BoolVar(&keep, "keep", false, "keep the work directory")
+	f.StringVar(&work, "work", "", "where the bench makes its own temporary directory (default: the system's); only that one is removed at the end")
+	f.BoolVar(&keep, "keep", false, "keep the bench's temporary directory")
 	return cmd
 }

@@ -202,7 +202,7 @@ follow into a new directory to build a new standby.`,
 	f.StringVar(&opts.Target.Generation, "generation", "", "restore from this generation only (when sequence numbers repeat after the primary was restored)")
 	f.BoolVar(&opts.Digests, "digests", false, "print every family's key count and digest of the restored store (one more full read; compare with 'tailer digest')")
 	f.BoolVar(&opts.VerifyLoad, "verify-load", false, "after loading the export, re-read the restored store and compare every family with the export's digests (a second full read; the export's stream is always checked while loading)")
-	f.StringVar(&opts.Work, "work", "", "directory for downloads while restoring (default: beside --to)")
+	f.StringVar(&opts.Work, "work", "", "where restore makes its own temporary directory for downloads (default: beside --to); only that one is removed")
 	f.BoolVar(&opts.AllowPartial, "allow-partial", false, "when a segment on the way to the target is missing or damaged, restore up to the last good batch before it (and say so) instead of failing")
 	f.StringVar(&format, "format", formatTailer, "tailer: a RocksDB directory in --to; stalwart: Stalwart's import files in --out")
 	f.StringVar(&out, "out", "", "with --format stalwart: directory for the files (must not exist or be empty)")
