@@ -4,6 +4,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tailer-backup/tailer/blobfs"
 )
@@ -43,8 +44,9 @@ func TestBlobKeys(t *testing.T) {
 		t.Fatalf("unknown = %v", unknown)
 	}
 	// Generations are unaffected by blob objects in the same LIST.
-	gens, _ := Parse(objs(MetaKey("g"), BlobKey(h)))
-	if len(gens) != 1 || gens[0].ID != "g" {
+	gen := NewGenerationID(time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC), "")
+	gens, _ := Parse(objs(MetaKey(gen), BlobKey(h)))
+	if len(gens) != 1 || gens[0].ID != gen {
 		t.Fatalf("generations %+v", gens)
 	}
 }
