@@ -50,3 +50,22 @@ func TestBlobKeys(t *testing.T) {
 		t.Fatalf("generations %+v", gens)
 	}
 }
+
+func TestBlobManifestKeys(t *testing.T) {
+	gen := NewGenerationID(time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC), "")
+	key := BlobManifestKey(gen, 0x2a)
+	if want := "generations/" + gen + "/exports/000000000000002a.blobs"; key != want {
+		t.Fatalf("key %s, want %s", key, want)
+	}
+	gens, unknown := Parse(objs(MetaKey(gen), ExportKey(gen, 0x2a), key,
+		"generations/"+gen+"/exports/2a.blobs", "generations/"+gen+"/exports/000000000000002A.blobs"))
+	if len(gens) != 1 || len(gens[0].BlobManifests) != 1 || gens[0].BlobManifests[0].Seq != 0x2a || gens[0].BlobManifests[0].Key != key {
+		t.Fatalf("generations %+v", gens)
+	}
+	if len(gens[0].Exports) != 1 {
+		t.Fatalf("a manifest was taken for an export: %+v", gens[0].Exports)
+	}
+	if len(unknown) != 2 {
+		t.Fatalf("uncanonical manifest keys accepted: unknown = %v", unknown)
+	}
+}

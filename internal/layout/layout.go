@@ -4,7 +4,9 @@
 //
 //	generations/<GEN>/generation.json
 //	generations/<GEN>/exports/<SEQ>.texp
+//	generations/<GEN>/exports/<SEQ>.blobs   (filesystem blob store only)
 //	generations/<GEN>/segments/<FIRST>-<LAST>.tseg
+//	blobs/<NAME>                             (filesystem blob store only)
 //
 // GEN sorts by creation time; sequence numbers are 16 lowercase hex digits
 // so that names sort in sequence order and one LIST plans a restore.
@@ -90,6 +92,18 @@ func ExportKey(gen string, seq uint64) string {
 	return Root + gen + "/exports/" + segment.ExportName(seq)
 }
 
+// BlobManifestKey is the key of the blob manifest of the export at seq:
+// the names of the blobs of a filesystem blob store that the store
+// references at seq (blobship's manifest format). It is written after
+// every blob it names is in the replica and before the export itself,
+// so an export whose manifest is missing is one whose blobs may be too.
+func BlobManifestKey(gen string, seq uint64) string {
+	return Root + gen + "/exports/" + fmt.Sprintf("%016x", seq) + BlobManifestSuffix
+}
+
+// BlobManifestSuffix ends the name of every blob manifest.
+const BlobManifestSuffix = ".blobs"
+
 // SegmentKey is the key of a segment holding batches first..last.
 func SegmentKey(gen string, first, last uint64) string {
 	return Root + gen + "/segments/" + segment.SegmentName(first, last)
@@ -147,6 +161,9 @@ type Generation struct {
 	MetaKey  string // "" when generation.json is missing
 	Exports  []Export
 	Segments []Segment
+	// BlobManifests are the exports' blob manifests (a store with a
+	// filesystem blob store), sorted by sequence; Seq is their export's.
+	BlobManifests []Export
 }
 
 // Parse groups listed objects into generations (sorted by id) and returns
@@ -180,10 +197,13 @@ func Parse(objs []Object) (gens []Generation, unknown []string) {
 			g.Exports = append(g.Exports, Export{Object: o, Seq: k.first})
 		case kindSegment:
 			g.Segments = append(g.Segments, Segment{Object: o, First: k.first, Last: k.last})
+		case kindBlobManifest:
+			g.BlobManifests = append(g.BlobManifests, Export{Object: o, Seq: k.first})
 		}
 	}
 	for _, g := range byID {
 		sort.Slice(g.Exports, func(i, j int) bool { return g.Exports[i].Seq < g.Exports[j].Seq })
+		sort.Slice(g.BlobManifests, func(i, j int) bool { return g.BlobManifests[i].Seq < g.BlobManifests[j].Seq })
 		sort.Slice(g.Segments, func(i, j int) bool {
 			a, b := g.Segments[i], g.Segments[j]
 			if a.First != b.First {
@@ -203,6 +223,7 @@ const (
 	kindMeta keyKind = iota + 1
 	kindExport
 	kindSegment
+	kindBlobManifest
 )
 
 type parsedKey struct {
@@ -228,6 +249,13 @@ func parseKey(key string) (parsedKey, bool) {
 	switch {
 	case len(parts) == 2 && parts[1] == MetaName:
 		k.kind, again = kindMeta, MetaKey(k.gen)
+	case len(parts) == 3 && parts[1] == "exports" && strings.HasSuffix(parts[2], BlobManifestSuffix):
+		stem := strings.TrimSuffix(parts[2], BlobManifestSuffix)
+		seq, err := segment.ParseExportName(stem + ".texp")
+		if err != nil {
+			return parsedKey{}, false
+		}
+		k.kind, k.first, k.last, again = kindBlobManifest, seq, seq, BlobManifestKey(k.gen, seq)
 	case len(parts) == 3 && parts[1] == "exports":
 		seq, err := segment.ParseExportName(parts[2])
 		if err != nil {
