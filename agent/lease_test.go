@@ -97,7 +97,7 @@ func TestLeaseLapseStopsUploads(t *testing.T) {
 	// A wide margin: the check is about order (stop before the recorded
 	// expiry), not about how fast this machine is.
 	a, err := agent.New(agent.Config{DB: primary, Scratch: filepath.Join(base, "scratch"), Replica: rep, Poll: 20 * time.Millisecond,
-		LeaseTTL: 3 * time.Second, LeaseMargin: 1500 * time.Millisecond, Log: testLogger(t)})
+		LeaseTTL: 6 * time.Second, LeaseMargin: 2 * time.Second, Log: testLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
