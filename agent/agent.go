@@ -76,9 +76,12 @@ type Config struct {
 	// replicas without conditional writes). LeaseWait is how long to wait
 	// for another holder's lease to expire (0: exit at once);
 	// ForceTakeover takes a live lease (its holder stops at its next
-	// renewal).
+	// renewal). LeaseMargin: the holder stops uploading this long before
+	// the expiry it recorded, unless a renewal was confirmed (0:
+	// lease.DefaultMargin); it must exceed the clock skew between hosts.
 	LeaseTTL      time.Duration
 	LeaseWait     time.Duration
+	LeaseMargin   time.Duration
 	ForceTakeover bool
 	// Compaction configures the maintenance round's merging of narrow
 	// segments into wider ones (nil: no compaction; WorkDir defaults to
@@ -243,13 +246,18 @@ func (a *Agent) Run(ctx context.Context) error {
 	defer a.scratchLock.Close() // releases the scratch dir for the next tailer
 	ctx, stopRun := context.WithCancelCause(ctx)
 	defer stopRun(nil)
+	// Uploads outlive ctx (SIGTERM drains the spool), and so do the
+	// leases' renewals, until Run returns; a lost lease ends both at once,
+	// cancelling the uploads under way.
+	upCtx, stopUploads := context.WithCancelCause(context.WithoutCancel(ctx))
+	defer stopUploads(nil)
 	if a.cfg.LeaseTTL > 0 {
-		if err := a.acquireLeases(ctx, func(err error) { stopRun(err) }); err != nil {
+		if err := a.acquireLeases(ctx, upCtx, func(err error) { stopUploads(err); stopRun(err) }); err != nil {
 			return err
 		}
 	}
 	go a.maintain(ctx)
-	stopShippers := a.runShippers(context.WithoutCancel(ctx))
+	stopShippers := a.runShippers(upCtx)
 	defer stopShippers()
 
 	expCtx, stopExports := context.WithCancel(ctx)
@@ -288,12 +296,12 @@ func (a *Agent) Run(ctx context.Context) error {
 		}
 		select {
 		case <-ctx.Done():
-			if cause := context.Cause(ctx); errors.Is(cause, lease.ErrLost) || errors.Is(cause, lease.ErrHeld) {
+			if cause := context.Cause(ctx); errors.Is(cause, lease.ErrLost) || errors.Is(cause, lease.ErrExpired) || errors.Is(cause, lease.ErrHeld) {
 				stopExports()
 				a.exports.Wait()
 				return fmt.Errorf("stopped without uploading the spool: %w", cause)
 			}
-			err := a.shutdown(stopExports)
+			err := a.shutdown(upCtx, stopExports)
 			a.releaseLeases()
 			return err
 		case <-t.C:
@@ -301,11 +309,12 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 }
 
-// shutdown stops exports and drains the spool into the replica.
-func (a *Agent) shutdown(stopExports context.CancelFunc) error {
+// shutdown stops exports and drains the spool into the replica (upCtx
+// ends the drain early if a lease is lost meanwhile).
+func (a *Agent) shutdown(upCtx context.Context, stopExports context.CancelFunc) error {
 	stopExports()
 	a.exports.Wait()
-	dctx, cancel := context.WithTimeout(context.Background(), a.cfg.ShutdownTimeout)
+	dctx, cancel := context.WithTimeout(upCtx, a.cfg.ShutdownTimeout)
 	defer cancel()
 	a.log.Info("stopping: uploading what the spool holds", "last_shipped_seq", a.lastShipped)
 	if err := a.drainAll(dctx); err != nil {

@@ -122,18 +122,22 @@ func (a *Agent) publish(key string, fill func(io.Writer) error) error {
 	return nil
 }
 
-// acquireLeases takes every replica's single-writer lease, and keeps them;
-// lost is called if any is taken over.
-func (a *Agent) acquireLeases(ctx context.Context, lost func(error)) error {
+// acquireLeases takes every replica's single-writer lease, and keeps them
+// until keepCtx ends or they are released; lost is called if any is taken
+// over or lapses. Each shipper checks its lease before every upload, so
+// nothing is uploaded once the lease is no longer valid, even before lost
+// has run.
+func (a *Agent) acquireLeases(ctx, keepCtx context.Context, lost func(error)) error {
 	for _, t := range a.targets {
-		h, err := lease.Acquire(ctx, t.r, lease.Options{TTL: a.cfg.LeaseTTL, Wait: a.cfg.LeaseWait,
+		h, err := lease.Acquire(ctx, t.r, lease.Options{TTL: a.cfg.LeaseTTL, Wait: a.cfg.LeaseWait, Margin: a.cfg.LeaseMargin,
 			Force: a.cfg.ForceTakeover, DB: a.cfg.DB, Instance: a.instance})
 		if err != nil {
 			return err
 		}
 		t.lease = h
+		t.shipper.Guard(h.Check)
 		a.log.Info("holding the replica's single-writer lease", "replica", t.r.String(), "ttl", a.cfg.LeaseTTL)
-		go h.Keep(ctx, lost)
+		go h.Keep(keepCtx, lost)
 	}
 	return nil
 }

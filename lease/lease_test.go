@@ -3,9 +3,14 @@ package lease
 import (
 	"context"
 	"errors"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -80,16 +85,21 @@ func TestLease(t *testing.T) {
 				t.Fatal(err)
 			}
 			// Keep renews, and reports a takeover through its callback.
-			x, err := Acquire(ctx, r, Options{TTL: 300 * time.Millisecond})
+			x, err := Acquire(ctx, r, Options{TTL: 2 * time.Second})
 			if err != nil {
 				t.Fatal(err)
 			}
-			kctx, stop := context.WithTimeout(ctx, 5*time.Second)
+			kctx, stop := context.WithTimeout(ctx, 30*time.Second)
 			defer stop()
 			lost := make(chan error, 1)
 			go x.Keep(kctx, func(err error) { lost <- err })
-			time.Sleep(time.Second) // several renewals: still held
+			time.Sleep(2500 * time.Millisecond) // longer than the TTL: held only thanks to several renewals
 			if _, err := Acquire(ctx, r, Options{TTL: time.Minute}); !errors.Is(err, ErrHeld) {
+				select {
+				case lerr := <-lost:
+					t.Fatalf("a kept lease was not held: %v (Keep had reported %v)", err, lerr)
+				default:
+				}
 				t.Fatalf("a kept lease was not held: %v", err)
 			}
 			if _, err := Acquire(ctx, r, Options{TTL: time.Minute, Force: true}); err != nil {
@@ -133,5 +143,57 @@ func TestLeaseRace(t *testing.T) {
 				t.Fatalf("%d tailers acquired the lease, want exactly 1", won)
 			}
 		})
+	}
+}
+
+// TestLeaseLostResponseS3: against MinIO, a renewal the bucket applied but
+// whose response never arrived (the connection dropped) is sent once, and
+// the next renewal, refused with 412 because the object moved on, finds
+// its own token there and keeps the lease.
+func TestLeaseLostResponseS3(t *testing.T) {
+	srv := miniotest.Start(t)
+	srv.CreateBucket("lease")
+	target, _ := url.Parse(srv.Endpoint)
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	var drop, dropped atomic.Int64
+	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if req.Method == http.MethodPut && drop.Load() > 0 {
+			drop.Add(-1)
+			rec := httptest.NewRecorder()
+			proxy.ServeHTTP(rec, req) // applied by MinIO...
+			dropped.Add(1)
+			if conn, _, err := w.(http.Hijacker).Hijack(); err == nil {
+				conn.Close() // ...but the answer is lost
+			}
+			return
+		}
+		proxy.ServeHTTP(w, req)
+	}))
+	defer front.Close()
+	ctx := context.Background()
+	r, err := uploader.Open(ctx, "s3://lease/p?endpoint="+front.URL+"&path-style=true&region=us-east-1",
+		uploader.Options{AccessKeyID: srv.AccessKey, SecretAccessKey: srv.SecretKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := Acquire(ctx, r, Options{TTL: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	drop.Store(1)
+	if err := h.Renew(ctx); err == nil || errors.Is(err, ErrLost) {
+		t.Fatalf("renewal with its response dropped: %v, want a transient error", err)
+	}
+	if dropped.Load() != 1 {
+		t.Fatalf("%d responses dropped, want 1 (the conditional write was resent)", dropped.Load())
+	}
+	if err := h.Renew(ctx); err != nil {
+		t.Fatalf("renewal after a lost response: %v, want the lease kept", err)
+	}
+	if err := h.Renew(ctx); err != nil {
+		t.Fatalf("plain renewal: %v", err)
+	}
+	if _, err := Acquire(ctx, r, Options{TTL: time.Minute}); !errors.Is(err, ErrHeld) {
+		t.Fatalf("second tailer: %v, want ErrHeld", err)
 	}
 }

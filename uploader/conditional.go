@@ -22,6 +22,9 @@ var ErrPreconditionFailed = errors.New("precondition failed")
 // GetVersioned reads a small object and its version (an ETag on S3, a
 // content hash on a directory), for a later PutIf.
 func GetVersioned(ctx context.Context, r Replica, key string) ([]byte, string, error) {
+	if c, ok := r.(Conditional); ok {
+		return c.GetVersioned(ctx, key)
+	}
 	c, ok := r.(conditional)
 	if !ok {
 		return nil, "", fmt.Errorf("%s: conditional writes are not supported", r)
@@ -34,11 +37,22 @@ func GetVersioned(ctx context.Context, r Replica, key string) ([]byte, string, e
 // S3 and MinIO do it with If-Match / If-None-Match; a directory replica
 // with an exclusive lock. It is what makes the single-writer lease safe.
 func PutIf(ctx context.Context, r Replica, key string, data []byte, ifVersion string) (string, error) {
+	if c, ok := r.(Conditional); ok {
+		return c.PutIf(ctx, key, data, ifVersion)
+	}
 	c, ok := r.(conditional)
 	if !ok {
 		return "", fmt.Errorf("%s: conditional writes are not supported", r)
 	}
 	return c.putIf(ctx, key, data, ifVersion)
+}
+
+// Conditional is how a Replica implemented outside this package (a test
+// double injecting faults, a wrapper) offers conditional writes to
+// GetVersioned and PutIf; the methods mean what those functions do.
+type Conditional interface {
+	GetVersioned(ctx context.Context, key string) ([]byte, string, error)
+	PutIf(ctx context.Context, key string, data []byte, ifVersion string) (string, error)
 }
 
 type conditional interface {

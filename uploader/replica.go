@@ -79,8 +79,10 @@ type Options struct {
 	// credential chain (tests, flags). They are never printed.
 	AccessKeyID, SecretAccessKey string
 	// HTTPClient replaces the default retrying client (tests that inject
-	// faults). The default is go-retryablehttp's, which retries
-	// connection errors, 429 and 5xx with backoff and honours ctx.
+	// faults, benchmarks that count requests). The default is
+	// go-retryablehttp's, which retries connection errors, 429 and 5xx
+	// with backoff and honours ctx; it is the only retry layer, so a
+	// replacement sends each request once unless it retries itself.
 	HTTPClient *http.Client
 	// Logger receives debug logs of HTTP retries. nil discards them.
 	Logger *slog.Logger
@@ -95,6 +97,10 @@ type Options struct {
 	// upload with parts of min(16 MiB, max(threshold, 5 MiB)). Default
 	// DefaultMultipartThreshold.
 	MultipartThreshold int64
+
+	// retryWaits shortens the default client's waits between attempts
+	// (min, max) in tests.
+	retryWaits [2]time.Duration
 }
 
 // DefaultResponseTimeout is Options.ResponseTimeout's default: long

@@ -14,8 +14,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
-	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
@@ -58,11 +56,10 @@ func newS3Replica(ctx context.Context, loc s3Location, opts Options) (*s3Replica
 	}
 
 	load := []func(*config.LoadOptions) error{
-		// The SDK's client-side retry quota would turn a long outage into
-		// "retry quota exceeded" errors long after the bucket is back.
-		config.WithRetryer(func() aws.Retryer {
-			return retry.NewStandard(func(o *retry.StandardOptions) { o.RateLimiter = ratelimit.None })
-		}),
+		// One retry layer only: the HTTP client's (see
+		// newRetryingHTTPClient). The SDK's retryer on top would multiply
+		// the attempts and resend conditional writes.
+		config.WithRetryer(func() aws.Retryer { return aws.NopRetryer{} }),
 	}
 	if loc.region != "" {
 		load = append(load, config.WithRegion(loc.region))
@@ -76,8 +73,8 @@ func newS3Replica(ctx context.Context, loc s3Location, opts Options) (*s3Replica
 		return nil, fmt.Errorf("%s: load AWS configuration: %w", loc.displayURL(), err)
 	}
 	// The SDK builds its HTTP client (applying AWS_CA_BUNDLE and proxy
-	// settings, which it can only do to its own client type); retries are
-	// layered on top of its transport.
+	// settings, which it can only do to its own client type); retries wrap
+	// its transport.
 	switch {
 	case opts.HTTPClient != nil:
 		cfg.HTTPClient = opts.HTTPClient
@@ -91,7 +88,7 @@ func newS3Replica(ctx context.Context, loc s3Location, opts Options) (*s3Replica
 			t.ResponseHeaderTimeout = cmp.Or(opts.ResponseTimeout, DefaultResponseTimeout)
 			tr = t
 		}
-		cfg.HTTPClient = newRetryingHTTPClient(opts.Logger, tr)
+		cfg.HTTPClient = newRetryingHTTPClient(opts.Logger, tr, opts.retryWaits)
 	}
 	if cfg.Region == "" {
 		cfg.Region = "us-east-1" // what MinIO and most S3-compatible servers expect

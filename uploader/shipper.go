@@ -31,6 +31,7 @@ type Shipper struct {
 	rescan                 time.Duration // safety net for a missed Notify
 
 	upload sync.Mutex // held per object, so Run and Drain never upload one twice
+	guard  func() error
 
 	stateMu       sync.Mutex
 	failing       bool
@@ -58,6 +59,18 @@ func NewShipper(s *Spool, r Replica, reg prometheus.Registerer, log *slog.Logger
 
 // Metrics returns the Shipper's collectors, e.g. for tests.
 func (sh *Shipper) Metrics() *ShipperMetrics { return sh.metrics }
+
+// ErrGuarded is wrapped by Drain when the guard (see Guard) refused
+// uploads: what is left stays in the spool.
+var ErrGuarded = errors.New("uploads refused by the shipper's guard")
+
+// Guard makes the Shipper call check right before each upload and upload
+// nothing while it returns an error: the agent passes its single-writer
+// lease's Check, so a tailer whose lease lapsed stops writing to the
+// replica at once, even before it has been told. Objects stay in the
+// spool. Cancelling the context of Run or Drain aborts uploads already
+// under way. Call Guard before Run and Drain.
+func (sh *Shipper) Guard(check func() error) { sh.guard = check }
 
 // Notify tells the Shipper a spool entry was committed, so it ships within
 // milliseconds instead of at its next periodic rescan. It never blocks.
@@ -91,7 +104,9 @@ func (sh *Shipper) Run(ctx context.Context) error {
 // SIGTERM (after producers stopped) and by `tailer export`. It may run
 // while Run does.
 func (sh *Shipper) Drain(ctx context.Context) error {
-	sh.shipAll(ctx)
+	if err := sh.shipAll(ctx); err != nil {
+		return fmt.Errorf("drain spool %s to %s: %w", sh.spool.Dir(), sh.replica, err)
+	}
 	if err := ctx.Err(); err != nil {
 		ents, lerr := sh.spool.Pending()
 		if lerr != nil {
@@ -109,13 +124,14 @@ func (sh *Shipper) Drain(ctx context.Context) error {
 
 // shipAll uploads until the spool is empty or ctx ends. A failure backs
 // off and starts again from the oldest entry, which keeps uploads in
-// commit order.
-func (sh *Shipper) shipAll(ctx context.Context) {
+// commit order. It returns an error (wrapping ErrGuarded) only when the
+// guard refuses.
+func (sh *Shipper) shipAll(ctx context.Context) error {
 	attempt := 0
 	for ctx.Err() == nil {
 		ents, err := sh.spool.Pending()
 		if err == nil && len(ents) == 0 {
-			return
+			return nil
 		}
 		for _, e := range ents {
 			if err = sh.shipOne(ctx, e); err != nil {
@@ -127,16 +143,21 @@ func (sh *Shipper) shipAll(ctx context.Context) {
 		if err == nil {
 			continue // look for entries committed meanwhile
 		}
+		if errors.Is(err, ErrGuarded) {
+			sh.log.Debug("not uploading", "err", err)
+			return err
+		}
 		if ctx.Err() != nil {
-			return // shutting down, not a replica failure
+			return nil // shutting down, not a replica failure
 		}
 		attempt++
 		sh.metrics.UploadErrors.Inc()
 		sh.failed(err, attempt)
 		if !sleepCtx(ctx, sh.backoff(attempt)) {
-			return
+			return nil
 		}
 	}
+	return nil
 }
 
 // shipOne uploads one entry and removes it from the spool.
@@ -154,6 +175,11 @@ func (sh *Shipper) shipOne(ctx context.Context, e SpoolEntry) error {
 	fi, err := f.Stat()
 	if err != nil {
 		return fmt.Errorf("ship %s: %w", e.Key, err)
+	}
+	if sh.guard != nil {
+		if err := sh.guard(); err != nil {
+			return fmt.Errorf("ship %s: %w: %w", e.Key, ErrGuarded, err)
+		}
 	}
 	if err := sh.replica.Put(ctx, e.Key, f, fi.Size()); err != nil {
 		return err // names the replica and the key

@@ -177,6 +177,7 @@ func TestBadInput(t *testing.T) {
 		// run
 		{name: "run --db missing", args: []string{"run", "--db", p("missing"), "--replica", url, "--listen", ""}, want: []string{p("missing"), "does not exist", "--db"}},
 		{name: "run --db not a store", args: []string{"run", "--db", p("notdb"), "--replica", url, "--listen", ""}, want: []string{"not a RocksDB store"}},
+		{name: "run --lease-margin not shorter than --lease-ttl", args: []string{"run", "--db", db, "--replica", url, "--listen", "", "--lease-ttl", "10s", "--lease-margin", "10s"}, want: []string{"--lease-margin", "--lease-ttl", "shorter"}},
 		{name: "run --db a file", args: []string{"run", "--db", p("afile"), "--replica", url, "--listen", ""}, want: []string{"not a directory"}},
 		{name: "run --db unreadable", nobody: asNobody, args: []string{"run", "--db", locked, "--scratch", lockedScratch, "--replica", "file://" + lockedScratch + "-replica", "--listen", ""}, want: []string{"cannot read", "permission denied"}},
 		{name: "run --scratch inside the store", args: []string{"run", "--db", db, "--scratch", db + "/scratch", "--replica", url, "--listen", ""}, want: []string{"--scratch", "inside the primary's directory"}},

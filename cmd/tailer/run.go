@@ -48,7 +48,8 @@ hand, then exit 0.
 Only one 'tailer run' writes to a replica prefix: it holds a lease object
 (lease.json, conditional writes) that it renews every --lease-ttl/3. A second
 one exits naming the holder (or waits, --lease-wait); --force-takeover takes
-the lease from a tailer that is gone for good.
+the lease from a tailer that is gone for good. If renewals keep failing, the
+holder stops uploading --lease-margin before its lease could be taken, and exits.
 
 Metrics (Prometheus), /healthz and /readyz are served on --listen.`,
 		Example: `  # Stalwart's store in /var/lib/stalwart, backups to MinIO:
@@ -80,6 +81,9 @@ Metrics (Prometheus), /healthz and /readyz are served on --listen.`,
 				if cfg.Retention.MaxAge, err = retention.ParseAge(keepFor); err != nil {
 					return fmt.Errorf("--retention %q: %w", keepFor, err)
 				}
+			}
+			if cfg.LeaseTTL > 0 && (cfg.LeaseMargin < 0 || cfg.LeaseMargin >= cfg.LeaseTTL) {
+				return fmt.Errorf("--lease-margin %v must be shorter than --lease-ttl %v (and not negative; 0 picks a tenth of the TTL, at least 1s where the TTL allows)", cfg.LeaseMargin, cfg.LeaseTTL)
 			}
 			if len(replicas) == 0 {
 				return errors.New("no --replica given: e.g. --replica s3://backups/stalwart or --replica file:///var/backups/stalwart")
@@ -128,6 +132,7 @@ Metrics (Prometheus), /healthz and /readyz are served on --listen.`,
 	f.DurationVar(&cfg.MaintenanceInterval, "maintenance-interval", 5*time.Minute, "how often compaction and retention run (negative: never)")
 	f.DurationVar(&cfg.LeaseTTL, "lease-ttl", 30*time.Second, "life of the replica's single-writer lease without renewal (negative: no lease, for servers without conditional writes)")
 	f.DurationVar(&cfg.LeaseWait, "lease-wait", 0, "wait this long for another tailer's lease on the replica to expire (default: exit at once, naming the holder)")
+	f.DurationVar(&cfg.LeaseMargin, "lease-margin", 0, "stop uploading this long before the lease's recorded expiry when renewals fail; must exceed the clock skew between the hosts sharing the replica (default: --lease-ttl/10, at least 1s where the TTL allows)")
 	f.BoolVar(&cfg.ForceTakeover, "force-takeover", false, "take the replica's lease even if another tailer holds it (that tailer stops at its next renewal)")
 	f.DurationVar(&cfg.PinInterval, "wal-pin-interval", 50*time.Millisecond, "new WAL files of the store are hard-linked into --scratch as they appear (directory watch), so batches survive their deletion by the primary; this is how often the directory is also scanned (negative disables pinning)")
 	f.DurationVar(&cfg.ReadyMaxLag, "ready-max-lag", 2*time.Minute, "/readyz fails while an object has waited longer than this in the spool (the replica falls behind)")
