@@ -23,7 +23,7 @@ func TestSingleWriter(t *testing.T) {
 	url := e.replica.String()
 	run := func(extra ...string) (*exec.Cmd, *bytes.Buffer) {
 		args := append([]string{"run", "--db", e.gen.Dir(), "--replica", url, "--poll", "100ms", "--listen", "",
-			"--lease-ttl", "900ms", "--log-format", "text"}, extra...)
+			"--lease-ttl", "3s", "--log-format", "text"}, extra...)
 		cmd := exec.Command(bin, args...)
 		var out bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &out, &out
