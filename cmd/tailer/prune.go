@@ -34,6 +34,12 @@ the segments after it. With both, whichever keeps more wins. The newest
 export and its chain are never deleted, nor is a generation 'tailer run'
 has just started.
 
+Only exports that verify (read whole: every checksum and digest) count:
+a damaged export is kept but skipped, so the older export a restore would
+fall back to stays with its segments. prune reads the newest export and
+each rule's base in full; when no export verifies it deletes nothing and
+fails.
+
 It is safe while 'tailer run' ships and while restores of retained points
 read the replica. Every deletion is logged; --dry-run only reports.`,
 		Example: `  # keep a week; show first what would go
@@ -98,6 +104,9 @@ func printPrune(w io.Writer, url string, rep retention.Report, verbose bool) {
 			rep.Oldest.ExportSeq, rep.Oldest.ExportTime.UTC().Format(time.RFC3339), rep.Oldest.Why)
 	}
 	fmt.Fprintf(w, "kept %d objects, %s\n", rep.KeptObjects, progress.HumanBytes(rep.KeptBytes))
+	for _, u := range rep.Unverified {
+		fmt.Fprintf(w, "warning: export %s does not verify; it was kept but not counted (check the replica with 'tailer verify'): %v\n", u.Key, u.Err)
+	}
 	if rep.ExportTimesFromListing > 0 {
 		fmt.Fprintf(w, "warning: %d exports had an unreadable header and were dated by their upload time (see the log)\n", rep.ExportTimesFromListing)
 	}
