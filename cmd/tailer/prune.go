@@ -78,6 +78,10 @@ read the replica. Every deletion is logged; --dry-run only reports.`,
 	f.IntVar(&policy.KeepExports, "retain-exports", 0, "keep the N newest exports and everything after the oldest of them")
 	f.BoolVar(&policy.DryRun, "dry-run", false, "report what would be deleted, delete nothing")
 	f.BoolVarP(&verbose, "verbose", "v", false, "list every object deleted (a dry run always does)")
+	// Durations, sizes and counts declare their valid range (limits.go);
+	// a new one needs a limit call here and a row in TestLimits.
+	limit(f, "retention", positive("7d").parsedBy(parseAge))
+	limit(f, "retain-exports", nonNegative("3; 0 is off"))
 	return cmd
 }
 

@@ -167,6 +167,9 @@ replica it follows.`,
 	f.StringVar(&db, "db", "", "the primary's store directory (Stalwart's RocksDb.path): also report how many sequence numbers each replica is behind it")
 	f.StringVar(&scratch, "scratch", "", "with --db: where the temporary secondary instance keeps its files (default: the system's temporary directory)")
 	f.DurationVar(&maxLag, "max-lag", 0, "exit 2 when a replica's lag exceeds this (0: no check)")
+	// Durations, sizes and counts declare their valid range (limits.go);
+	// a new one needs a limit call here and a row in TestLimits.
+	limit(f, "max-lag", nonNegative("5m; 0 is no check"))
 	return cmd
 }
 
