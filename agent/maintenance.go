@@ -39,6 +39,12 @@ func (a *Agent) maintain(ctx context.Context) {
 			comps[i] = c
 		}
 	}
+	// Retention verifies the exports it counts by reading them whole:
+	// remember the outcome between rounds so each is read once.
+	policy := a.cfg.Retention
+	if policy.Cache == nil {
+		policy.Cache = retention.NewVerifyCache()
+	}
 	tick := time.NewTicker(a.cfg.MaintenanceInterval)
 	defer tick.Stop()
 	for {
@@ -51,13 +57,13 @@ func (a *Agent) maintain(ctx context.Context) {
 			continue // compaction's work files would take the space the guard leaves to the mail server
 		}
 		for i, t := range a.targets {
-			a.maintainOne(ctx, t, comps[i])
+			a.maintainOne(ctx, t, comps[i], policy)
 		}
 	}
 }
 
 // maintainOne compacts and prunes one replica.
-func (a *Agent) maintainOne(ctx context.Context, t *target, comp *compaction.Compactor) {
+func (a *Agent) maintainOne(ctx context.Context, t *target, comp *compaction.Compactor, policy retention.Policy) {
 	if comp != nil {
 		rep, err := comp.Run(ctx, a.cfg.Now())
 		a.m.compactMerged.Add(float64(len(rep.Merged)))
@@ -69,8 +75,8 @@ func (a *Agent) maintainOne(ctx context.Context, t *target, comp *compaction.Com
 			a.log.Info("compacted segments", "merged", len(rep.Merged), "deleted", len(rep.Deleted), "written_bytes", rep.WrittenBytes, "took", rep.Took)
 		}
 	}
-	if a.cfg.Retention.MaxAge > 0 || a.cfg.Retention.KeepExports > 0 {
-		rep, err := retention.Apply(ctx, t.r, a.cfg.Retention, a.cfg.Now(), a.log)
+	if policy.MaxAge > 0 || policy.KeepExports > 0 {
+		rep, err := retention.Apply(ctx, t.r, policy, a.cfg.Now(), a.log)
 		a.m.retentionDeleted.Add(float64(rep.Objects))
 		if err != nil && ctx.Err() == nil {
 			a.m.maintenanceErrors.Inc()

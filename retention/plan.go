@@ -13,6 +13,9 @@ type plan struct {
 	oldest      Point
 	keptObjects int
 	keptBytes   int64
+	// noneVerifies is set when the replica holds exports but none of
+	// them verifies: nothing is deleted.
+	noneVerifies bool
 }
 
 // exportRef is one export with the index of its generation.
@@ -21,11 +24,22 @@ type exportRef struct {
 	e   layout.Export
 }
 
-// decide chooses what to delete. It is pure (the LIST and the export times
-// are its input) so that the rules can be tested without a replica, and it
-// proves its own result before returning it: every export it keeps must
-// reach exactly as far through the remaining segments as it did before.
-func decide(gens []layout.Generation, times map[string]time.Time, p Policy, now time.Time) (plan, error) {
+// decide chooses what to delete. It is pure (the LIST, the export times
+// and whether an export verifies are its input) so that the rules can be
+// tested without a replica, and it proves its own result before returning
+// it: every export it keeps must reach exactly as far through the
+// remaining segments as it did before.
+//
+// Only exports that verify count: every rule picks its base among them,
+// so a damaged export never stands for the chain before it (restore falls
+// back to the older export, which must still be there). An export that
+// does not verify is never deleted because of that (it stays wherever the
+// rules keep the exports around it) and it is not counted. ok is asked
+// lazily, newest first, and only about the exports a rule needs to look
+// at, because verifying means reading the whole export: with no damage,
+// the newest export and each rule's base are all it asks about. When no
+// export verifies, nothing is deleted.
+func decide(gens []layout.Generation, times map[string]time.Time, ok func(layout.Generation, layout.Export) bool, p Policy, now time.Time) (plan, error) {
 	var all []exportRef
 	for gi, g := range gens {
 		for _, e := range g.Exports {
@@ -40,11 +54,56 @@ func decide(gens []layout.Generation, times map[string]time.Time, p Policy, now 
 		pl.count(gens, nil)
 		return pl, nil
 	}
-	from := len(all) - 1
-	why := "the newest export (the newest restorable chain is always kept)"
+	memo := map[int]bool{}
+	good := func(i int) bool {
+		v, seen := memo[i]
+		if !seen {
+			v = ok(gens[all[i].gen], all[i].e)
+			memo[i] = v
+		}
+		return v
+	}
+	// newestGood returns the newest export at or before index i that
+	// verifies, and how many it skipped; -1 when none does.
+	newestGood := func(i int) (int, int) {
+		for j := i; j >= 0; j-- {
+			if good(j) {
+				return j, i - j
+			}
+		}
+		return -1, i + 1
+	}
+	skipped := func(n int) string {
+		if n == 0 {
+			return ""
+		}
+		return fmt.Sprintf("; %d newer export(s) that do not verify are not counted", n)
+	}
+	from, skip := newestGood(len(all) - 1)
+	if from < 0 {
+		pl.noneVerifies = true
+		pl.count(gens, nil)
+		return pl, nil
+	}
+	why := "the newest export that verifies (the newest restorable chain is always kept)" + skipped(skip)
 	if p.KeepExports > 0 {
-		if i := max(0, len(all)-p.KeepExports); i < from {
-			from, why = i, fmt.Sprintf("the %d newest exports are kept", p.KeepExports)
+		i, n, bad := -1, 0, 0
+		for j := len(all) - 1; j >= 0 && i < 0; j-- {
+			switch {
+			case !good(j):
+				bad++
+			case n+1 == p.KeepExports:
+				i = j
+			default:
+				n++
+			}
+		}
+		what := fmt.Sprintf("the %d newest exports that verify are kept%s", p.KeepExports, skipped(bad))
+		if i < 0 {
+			i, what = 0, fmt.Sprintf("the %d newest exports that verify are kept: fewer than %d verify, so all are", p.KeepExports, p.KeepExports)
+		}
+		if i < from {
+			from, why = i, what
 		}
 	}
 	if p.MaxAge > 0 {
@@ -52,12 +111,23 @@ func decide(gens []layout.Generation, times map[string]time.Time, p Policy, now 
 		// restore --time T starts from the newest export taken at or
 		// before T; for T = cutoff that is the last one (in generation and
 		// sequence order) not after it, and later moments need only later
-		// exports. When no export is that old, all of them are in the
-		// window.
+		// exports. When it does not verify, restore falls back to the one
+		// before it, so the base is the newest at or before the cutoff
+		// that verifies. When no export is that old, all of them are in
+		// the window.
 		i, what := 0, fmt.Sprintf("every export is younger than %v", p.MaxAge)
+		last := -1
 		for j, x := range all {
 			if !times[x.e.Key].After(cutoff) {
-				i, what = j, fmt.Sprintf("the newest export taken at or before %s (now - %v)", cutoff.UTC().Format(time.RFC3339), p.MaxAge)
+				last = j
+			}
+		}
+		if last >= 0 {
+			j, bad := newestGood(last)
+			if j >= 0 {
+				i, what = j, fmt.Sprintf("the newest export that verifies taken at or before %s (now - %v)%s", cutoff.UTC().Format(time.RFC3339), p.MaxAge, skipped(bad))
+			} else {
+				what = fmt.Sprintf("no export taken at or before %s (now - %v) verifies: all are kept", cutoff.UTC().Format(time.RFC3339), p.MaxAge)
 			}
 		}
 		if i < from {

@@ -50,6 +50,9 @@ func gen(id string, exports []exp, segs ...[2]uint64) (layout.Generation, map[st
 	return g, times
 }
 
+// allGood says every export verifies.
+func allGood(layout.Generation, layout.Export) bool { return true }
+
 func TestDecide(t *testing.T) {
 	// g0: a generation whose base export never finished.
 	// g1: exports at 10 (day 1) and 50 (day 2); the segment 31..60 straddles 50.
@@ -111,7 +114,7 @@ func TestDecide(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			pl, err := decide(tc.gens, tm, tc.policy, tc.now)
+			pl, err := decide(tc.gens, tm, allGood, tc.policy, tc.now)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -151,7 +154,7 @@ func TestDecideOrder(t *testing.T) {
 			times[k] = v
 		}
 	}
-	pl, err := decide([]layout.Generation{g1, g2, g3}, times, Policy{KeepExports: 1}, day(4))
+	pl, err := decide([]layout.Generation{g1, g2, g3}, times, allGood, Policy{KeepExports: 1}, day(4))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -193,5 +196,104 @@ func TestPolicyValidate(t *testing.T) {
 		if err := tc.p.Validate(); (err == nil) != tc.ok {
 			t.Errorf("%+v: err = %v", tc.p, err)
 		}
+	}
+}
+
+// TestDecideUnverified: exports that do not verify are not counted by any
+// rule, are never deleted for it, and are asked about lazily (verifying
+// reads a whole export).
+func TestDecideUnverified(t *testing.T) {
+	// g1: exports at 10 (day 1) and 50 (day 2); g2: exports at 5 (day 3)
+	// and 25 (day 3.5).
+	g1, t1 := gen("g1", []exp{{10, day(1)}, {50, day(2)}}, [2]uint64{11, 30}, [2]uint64{31, 60}, [2]uint64{61, 80})
+	g2, t2 := gen("g2", []exp{{5, day(3)}, {25, day(3.5)}}, [2]uint64{6, 20}, [2]uint64{21, 30})
+	times := map[string]time.Time{}
+	for _, m := range []map[string]time.Time{t1, t2} {
+		for k, v := range m {
+			times[k] = v
+		}
+	}
+	gens := []layout.Generation{g1, g2}
+	wholeG1 := []string{"g1/e10", "g1/e50", "g1/s11-30", "g1/s31-60", "g1/s61-80", "g1/meta"}
+	tests := []struct {
+		name    string
+		bad     []string // exports that do not verify
+		policy  Policy
+		deleted []string
+		oldest  string // "" when nothing verifies
+		why     string
+		asked   string // the exports verified, in order ("" = not checked)
+	}{
+		{"no damage: only the newest export is verified", nil, Policy{KeepExports: 1}, append(append([]string{}, wholeG1...), "g2/e5", "g2/s6-20"), "g2/e25", "newest export that verifies",
+			"[g2/e25]"},
+		{"no damage, by age: the newest and the window's base", nil, Policy{MaxAge: 30 * time.Hour}, []string{"g1/e10", "g1/s11-30"}, "g1/e50", "at or before",
+			"[g2/e25 g1/e50]"},
+		{"the newest export is corrupt: the one before it and its chain stay", []string{"g2/e25"}, Policy{KeepExports: 1},
+			wholeG1, "g2/e5", "1 newer export(s) that do not verify", "[g2/e25 g2/e5]"},
+		{"the newest generation's exports are all corrupt: the previous chain stays", []string{"g2/e25", "g2/e5"}, Policy{KeepExports: 1},
+			[]string{"g1/e10", "g1/s11-30"}, "g1/e50", "2 newer export(s)", "[g2/e25 g2/e5 g1/e50]"},
+		{"two exports that verify", []string{"g2/e25"}, Policy{KeepExports: 2},
+			[]string{"g1/e10", "g1/s11-30"}, "g1/e50", "2 newest exports that verify", "[g2/e25 g2/e5 g1/e50]"},
+		{"a damaged export older than the kept ones goes with its generation", []string{"g1/e50"}, Policy{KeepExports: 2},
+			wholeG1, "g2/e5", "2 newest exports that verify", "[g2/e25 g2/e5]"},
+		{"three that verify skip the damaged one", []string{"g1/e50"}, Policy{KeepExports: 3},
+			nil, "g1/e10", "3 newest exports that verify are kept; 1 newer", "[g2/e25 g2/e5 g1/e50 g1/e10]"},
+		{"fewer verify than asked for: all stay", []string{"g2/e5"}, Policy{KeepExports: 4},
+			nil, "g1/e10", "fewer than 4 verify", "[g2/e25 g2/e5 g1/e50 g1/e10]"},
+		{"the window's base is corrupt: the export before it is the base", []string{"g1/e50"}, Policy{MaxAge: 30 * time.Hour},
+			nil, "g1/e10", "verifies taken at or before", "[g2/e25 g1/e50 g1/e10]"},
+		{"nothing at or before the window's start verifies: all stay", []string{"g1/e50", "g1/e10"}, Policy{MaxAge: 30 * time.Hour},
+			nil, "g1/e10", "no export taken at or before", "[g2/e25 g1/e50 g1/e10]"},
+		{"only the oldest verifies: the damaged newer ones stay", []string{"g2/e25", "g2/e5", "g1/e50"}, Policy{KeepExports: 1},
+			nil, "g1/e10", "3 newer", "[g2/e25 g2/e5 g1/e50 g1/e10]"},
+		{"nothing verifies: nothing is deleted", []string{"g2/e25", "g2/e5", "g1/e50", "g1/e10"}, Policy{KeepExports: 1},
+			nil, "", "", "[g2/e25 g2/e5 g1/e50 g1/e10]"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var asked []string
+			ok := func(g layout.Generation, e layout.Export) bool {
+				k := short(e.Key)
+				if !strings.HasPrefix(k, g.ID+"/") {
+					t.Errorf("asked about %s as part of %s", k, g.ID)
+				}
+				asked = append(asked, k)
+				for _, b := range tc.bad {
+					if b == k {
+						return false
+					}
+				}
+				return true
+			}
+			pl, err := decide(gens, times, ok, tc.policy, day(4))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, d := range pl.deletions {
+				got = append(got, short(d.Key))
+			}
+			if fmt.Sprint(got) != fmt.Sprint(tc.deleted) {
+				t.Errorf("deleted\n got %v\nwant %v", got, tc.deleted)
+			}
+			if fmt.Sprint(asked) != tc.asked {
+				t.Errorf("verified %v, want %s", asked, tc.asked)
+			}
+			if tc.oldest == "" {
+				if !pl.noneVerifies || pl.oldest.Generation != "" {
+					t.Errorf("nothing verifies: noneVerifies = %v, oldest = %+v", pl.noneVerifies, pl.oldest)
+				}
+				return
+			}
+			if pl.noneVerifies {
+				t.Error("noneVerifies set although an export verifies")
+			}
+			if o := fmt.Sprintf("%s/e%d", pl.oldest.Generation, pl.oldest.ExportSeq); o != tc.oldest {
+				t.Errorf("oldest kept = %s, want %s", o, tc.oldest)
+			}
+			if !strings.Contains(pl.oldest.Why, tc.why) {
+				t.Errorf("why = %q, want it to mention %q", pl.oldest.Why, tc.why)
+			}
+		})
 	}
 }

@@ -19,6 +19,17 @@
 //     oldest export when none is that old), so every moment of the window
 //     stays restorable.
 //
+// Only exports that verify count in these rules (header, trailer, every
+// body checksum and family digest; see catalog.VerifyExport): a damaged
+// export is one restore skips for the export before it, so retention must
+// not have deleted that one. A damaged export itself is left in place,
+// logged at error level and listed in Report.Unverified. Verifying reads
+// an export whole, so Apply verifies lazily, newest first, only the
+// exports a rule has to look at (with no damage: the newest export and
+// each rule's base), and a VerifyCache in the Policy remembers the
+// outcome between rounds. When the replica holds exports but none
+// verifies, nothing is deleted and Apply returns ErrNothingVerifies.
+//
 // Retention is idempotent and safe to run while `tailer run` ships (it
 // never touches anything after the newest export it listed, and objects
 // listed later are not considered) and while a restore of a retained point
@@ -48,7 +59,17 @@ type Policy struct {
 	KeepExports int
 	// DryRun plans and reports, deletes nothing.
 	DryRun bool
+	// Cache, when set, remembers which exports verified so that an
+	// export is read in full once, not at every Apply (the run loop
+	// applies retention every few minutes). nil verifies afresh.
+	Cache *VerifyCache
 }
+
+// ErrNothingVerifies is returned (with a report that deletes nothing)
+// when the replica holds exports but not one of them verifies: no chain
+// is known to be restorable, so none can be proven unneeded, and the
+// replica needs attention.
+var ErrNothingVerifies = errors.New("retention: no export in the replica verifies; nothing was deleted (run `tailer verify` on it, and take a new export)")
 
 // Validate rejects a policy that would keep nothing or is negative.
 func (p Policy) Validate() error {
@@ -108,7 +129,10 @@ type Report struct {
 	// ExportTimesFromListing counts exports whose header could not be
 	// read; their upload time was used instead (each is logged).
 	ExportTimesFromListing int
-	Took                   time.Duration
+	// Unverified lists the exports looked at that do not verify (or could
+	// not be read): they were kept and not counted (each is logged).
+	Unverified []Unverified
+	Took       time.Duration
 }
 
 // Apply lists the replica, decides with p what no retained point needs,
@@ -135,15 +159,31 @@ func Apply(ctx context.Context, r uploader.Replica, p Policy, now time.Time, log
 		return rep, fmt.Errorf("retention: %w", err)
 	}
 	rep.UnknownKeys = len(unknown)
-	times, err := exportTimes(ctx, r, gens, &rep, log)
+	times, framing, err := exportTimes(ctx, r, gens, &rep, log)
 	if err != nil {
 		return rep, err
 	}
-	pl, err := decide(gens, times, p, now)
+	v := &verifier{ctx: ctx, r: r, cache: p.Cache, framing: framing, log: log, rep: &rep}
+	pl, err := decide(gens, times, v.ok, p, now)
+	if v.canceled != nil {
+		return rep, v.canceled
+	}
 	if err != nil {
 		return rep, err
 	}
+	listed := map[cacheKey]bool{}
+	for _, g := range gens {
+		for _, e := range g.Exports {
+			listed[v.key(e)] = true
+		}
+	}
+	p.Cache.forget(r.String(), listed)
 	rep.Oldest, rep.KeptObjects, rep.KeptBytes = pl.oldest, pl.keptObjects, pl.keptBytes
+	if pl.noneVerifies {
+		log.Error("retention: no export verifies; nothing deleted", "replica", r.String(), "exports", len(rep.Unverified))
+		rep.Took = time.Since(start)
+		return rep, ErrNothingVerifies
+	}
 	if len(pl.deletions) == 0 {
 		log.Info("retention: nothing to delete", "oldest_generation", pl.oldest.Generation, "oldest_export_seq", pl.oldest.ExportSeq)
 		rep.Took = time.Since(start)
@@ -179,23 +219,25 @@ func Apply(ctx context.Context, r uploader.Replica, p Policy, now time.Time, log
 // ranged read at each end of the object), the time `restore --time`
 // compares against. An unreadable header falls back to the LIST time,
 // which is later (an export is uploaded after it is taken), so the
-// fallback can only keep more, never less.
-func exportTimes(ctx context.Context, r uploader.Replica, gens []layout.Generation, rep *Report, log *slog.Logger) (map[string]time.Time, error) {
-	out := map[string]time.Time{}
+// fallback can only keep more, never less. Such an export cannot verify
+// either: the second map holds why, keyed by the export's key.
+func exportTimes(ctx context.Context, r uploader.Replica, gens []layout.Generation, rep *Report, log *slog.Logger) (map[string]time.Time, map[string]error, error) {
+	out, bad := map[string]time.Time{}, map[string]error{}
 	for _, g := range gens {
 		for _, e := range g.Exports {
 			h, _, err := catalog.ReadFraming(ctx, r, e.Key, e.Size)
 			if err != nil {
 				if ctx.Err() != nil {
-					return nil, ctx.Err()
+					return nil, nil, ctx.Err()
 				}
 				log.Warn("retention: cannot read the export's header; using its upload time", "key", e.Key, "err", err)
 				out[e.Key] = e.Modified
+				bad[e.Key] = err
 				rep.ExportTimesFromListing++
 				continue
 			}
 			out[e.Key] = h.Created
 		}
 	}
-	return out, nil
+	return out, bad, nil
 }

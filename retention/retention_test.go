@@ -3,9 +3,14 @@ package retention_test
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
+	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -270,4 +275,211 @@ func TestApplyUnreadableExportHeader(t *testing.T) {
 	if rep.ExportTimesFromListing != 1 || rep.Objects != 0 || rep.Oldest.ExportSeq != b.Exports[0].Seq {
 		t.Fatalf("unreadable: %d from listing, oldest %+v, deletions %v", rep.ExportTimesFromListing, rep.Oldest, rep.Deleted)
 	}
+}
+
+// damageBody flips one byte in the middle of an object's body, leaving
+// its header and trailer readable: only a full read finds it.
+func damageBody(t *testing.T, r uploader.Replica, key string) {
+	t.Helper()
+	ctx := context.Background()
+	b := read(t, r, key)
+	hdrEnd := 14 + int64(binary.LittleEndian.Uint32(b[10:14]))
+	body := int64(binary.LittleEndian.Uint64(b[len(b)-24:]))
+	b[hdrEnd+body/2] ^= 0x40
+	if err := r.Put(ctx, key, bytes.NewReader(b), int64(len(b))); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := catalog.ReadFraming(ctx, r, key, int64(len(b))); err != nil {
+		t.Fatalf("damaging the body of %s broke its framing: %v", key, err)
+	}
+}
+
+func replaceWithJunk(t *testing.T, r uploader.Replica, key string) {
+	t.Helper()
+	junk := []byte("not an export")
+	if err := r.Put(context.Background(), key, bytes.NewReader(junk), int64(len(junk))); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestApplyCorruptNewestExport: when the newest export does not verify,
+// restore falls back to the export before it, so `--retain-exports 1`
+// must keep that one and every segment after it. The damaged export stays
+// too (it is not retention's to delete) and is reported.
+func TestApplyCorruptNewestExport(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name   string
+		damage func(*testing.T, uploader.Replica, string)
+	}{
+		{"a flipped body byte", damageBody},
+		{"an unreadable header", replaceWithJunk},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			r, dir, built := bucket(t)
+			b := built[1] // the newest generation: base export, then one at day 3.5
+			bad := b.Exports[1].Key
+			tc.damage(t, r, bad)
+			before := keys(t, r)
+
+			rep, err := retention.Apply(ctx, r, retention.Policy{KeepExports: 1}, day(4), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(rep.Unverified) != 1 || rep.Unverified[0].Key != bad {
+				t.Errorf("unverified = %v, want %s", rep.Unverified, bad)
+			}
+			if rep.Oldest.Generation != b.ID || rep.Oldest.ExportSeq != b.Exports[0].Seq {
+				t.Errorf("oldest kept = %+v, want %s at %d", rep.Oldest, b.ID, b.Exports[0].Seq)
+			}
+			after := keys(t, r)
+			for _, k := range append([]string{b.Meta, bad, b.Exports[0].Key}, segKeys(b)...) {
+				if !slices.Contains(after, k) {
+					t.Errorf("%s was deleted", k)
+				}
+			}
+			for _, d := range rep.Deleted {
+				if d.Generation != built[0].ID {
+					t.Errorf("deleted %s outside the older generation", d.Key)
+				}
+			}
+			if len(before)-len(after) != rep.Objects || rep.Objects == 0 {
+				t.Errorf("%d objects before, %d after, report says %d deleted", len(before), len(after), rep.Objects)
+			}
+			// The newest state restores, from the older export.
+			res := restoreAt(t, r, filepath.Join(dir, "newest"), restore.Target{})
+			if res.Generation != b.ID || res.Seq != b.Last || fmt.Sprint(res.Families) != fmt.Sprint(b.States[b.Last]) {
+				t.Fatalf("newest restore: %s at %d %v, want %s at %d %v", res.Generation, res.Seq, res.Families, b.ID, b.Last, b.States[b.Last])
+			}
+			if !strings.Contains(res.Note, "older export") {
+				t.Errorf("the restore did not say it skipped %s: note %q", bad, res.Note)
+			}
+		})
+	}
+}
+
+func segKeys(b testbucket.Built) []string {
+	var out []string
+	for _, s := range b.Segments {
+		out = append(out, s.Key)
+	}
+	return out
+}
+
+// TestApplyCorruptNewestGeneration: when no export of the newest
+// generation verifies, the previous generation's newest chain is the
+// newest restorable one and stays whole.
+func TestApplyCorruptNewestGeneration(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	r, dir, built := bucket(t)
+	a, b := built[0], built[1]
+	for _, e := range b.Exports {
+		damageBody(t, r, e.Key)
+	}
+	rep, err := retention.Apply(ctx, r, retention.Policy{KeepExports: 1}, day(4), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Oldest.Generation != a.ID || rep.Oldest.ExportSeq != a.Exports[1].Seq || len(rep.Unverified) != 2 {
+		t.Fatalf("oldest kept = %+v, unverified %v; want %s at %d", rep.Oldest, rep.Unverified, a.ID, a.Exports[1].Seq)
+	}
+	for _, d := range rep.Deleted {
+		if d.Generation != a.ID || d.Key == a.Meta {
+			t.Errorf("deleted %s", d.Key)
+		}
+	}
+	res := restoreAt(t, r, filepath.Join(dir, "a"), restore.Target{Generation: a.ID, Seq: a.Last, HasSeq: true})
+	if fmt.Sprint(res.Families) != fmt.Sprint(a.States[a.Last]) {
+		t.Fatalf("generation %s restores to %v, want %v", a.ID, res.Families, a.States[a.Last])
+	}
+}
+
+// TestApplyNothingVerifies: with no export that verifies nothing is
+// deleted, and Apply says so with an error.
+func TestApplyNothingVerifies(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	r, _, built := bucket(t)
+	for _, b := range built {
+		for _, e := range b.Exports {
+			damageBody(t, r, e.Key)
+		}
+	}
+	before := keys(t, r)
+	rep, err := retention.Apply(ctx, r, retention.Policy{MaxAge: time.Hour}, day(4), nil)
+	if !errors.Is(err, retention.ErrNothingVerifies) {
+		t.Fatalf("err = %v, want ErrNothingVerifies", err)
+	}
+	if rep.Objects != 0 || !slices.Equal(keys(t, r), before) || len(rep.Unverified) != 4 {
+		t.Fatalf("deleted %v, unverified %v", rep.Deleted, rep.Unverified)
+	}
+}
+
+// TestApplyVerifyCache: with a cache, an export is verified once, a
+// damaged one is remembered as damaged, and an object replaced under the
+// same key is verified again.
+func TestApplyVerifyCache(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	r, _, built := bucket(t)
+	newest := built[1].Exports[1]
+	original := read(t, r, newest.Key)
+	damageBody(t, r, newest.Key)
+	var logs bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	verified := func() int {
+		n := strings.Count(logs.String(), "retention: verifying export")
+		logs.Reset()
+		return n
+	}
+	policy := retention.Policy{KeepExports: 1, DryRun: true, Cache: retention.NewVerifyCache()}
+	uncached := policy
+	uncached.Cache = nil
+	for round, tc := range []struct {
+		policy   retention.Policy
+		verified int
+	}{{policy, 2}, {policy, 0}, {uncached, 2}, {policy, 0}} {
+		rep, err := retention.Apply(ctx, r, tc.policy, day(4), log)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := verified(); n != tc.verified {
+			t.Errorf("round %d verified %d exports, want %d", round, n, tc.verified)
+		}
+		if len(rep.Unverified) != 1 || rep.Oldest.ExportSeq != built[1].Exports[0].Seq {
+			t.Errorf("round %d: unverified %v, oldest %+v", round, rep.Unverified, rep.Oldest)
+		}
+	}
+	// Repaired: a new object under the same key is verified again, and is
+	// the base now.
+	if err := r.Put(ctx, newest.Key, bytes.NewReader(original), int64(len(original))); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := retention.Apply(ctx, r, policy, day(4), log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := verified(); n != 1 {
+		t.Errorf("after the repair verified %d exports, want 1 (the repaired one)", n)
+	}
+	if len(rep.Unverified) != 0 || rep.Oldest.ExportSeq != newest.Seq {
+		t.Errorf("after the repair: unverified %v, oldest %+v", rep.Unverified, rep.Oldest)
+	}
+}
+
+func read(t *testing.T, r uploader.Replica, key string) []byte {
+	t.Helper()
+	rc, err := r.Get(context.Background(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	b, err := io.ReadAll(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

@@ -91,9 +91,6 @@ measured within one run; absolute figures move with the machine's load.`,
 			if o.Bin, err = os.Executable(); err != nil {
 				return fmt.Errorf("find the tailer binary to run as a subprocess: %w", err)
 			}
-			if o.Rate <= 0 || o.OverheadRounds <= 0 {
-				return fmt.Errorf("--rate and --overhead-rounds must be positive")
-			}
 			rep, err := bench.Run(cmd.Context(), o)
 			if err != nil {
 				return err
@@ -115,6 +112,15 @@ measured within one run; absolute figures move with the machine's load.`,
 	f.DurationVar(&overDur, "overhead-duration", 10*time.Second, "each run of the overhead comparison")
 	f.IntVar(&rounds, "overhead-rounds", 3, "with/without pairs in the overhead comparison")
 	f.DurationVar(&poll, "poll", 0, "tailer's --poll during the lag phases (default: run's default, 1s)")
+	// Durations, sizes and counts declare their valid range (limits.go);
+	// a new one needs a limit call here and a row in TestLimits.
+	limit(f, "size", positive("128MiB").parsedBy(parseSize))
+	limit(f, "rate", positive("1000"))
+	limit(f, "lag-duration", positive("20s"))
+	limit(f, "idle-duration", positive("30s"))
+	limit(f, "overhead-duration", positive("10s"))
+	limit(f, "overhead-rounds", atLeast(1, "3"))
+	limit(f, "poll", nonNegative("250ms; 0 is run's default"))
 	f.StringVar(&work, "work", "", "where the bench makes its own temporary directory (default: the system's); only that one is removed at the end")
 	f.BoolVar(&keep, "keep", false, "keep the bench's temporary directory")
 	return cmd

@@ -75,6 +75,12 @@ uploaded, within it are left to the next run.`,
 	f.StringVar(&opts.WorkDir, "work-dir", "", "directory for segments being merged and verified (default: the system temp directory)")
 	f.BoolVar(&opts.DryRun, "dry-run", false, "report what would be merged and deleted, change nothing")
 	f.BoolVarP(&verbose, "verbose", "v", false, "list every merged segment (a dry run always does)")
+	// Durations, sizes and counts declare their valid range (limits.go);
+	// a new one needs a limit call here and a row in TestLimits.
+	limit(f, "levels", atLeast(time.Second, "1m,1h"))
+	limit(f, "live-edge", nonNegative("5m"))
+	limit(f, "grace", nonNegative("1h; 0 deletes at once"))
+	limit(f, "max-bytes", positive("1073741824"))
 	return cmd
 }
 

@@ -54,6 +54,13 @@ func setupConfig(root *cobra.Command, g *globals) {
 		if err != nil {
 			return err
 		}
+		if settings != nil {
+			// Every flag has its final value now: refuse one out of
+			// its declared range (see limits.go) before anything starts.
+			if err := checkLimits(cmd.Flags(), settings); err != nil {
+				return err
+			}
+		}
 		logConfig(g, file, settings)
 		if prev != nil {
 			return prev(cmd, args)

@@ -88,5 +88,8 @@ own import. --out must not exist or be empty; nothing goes to a replica.`,
 	f.StringVar(&format, "format", formatTailer, "tailer: a restorable generation in --replica; stalwart: Stalwart's import files in --out")
 	f.StringVar(&out, "out", "", "with --format stalwart: directory for the files (must not exist or be empty)")
 	f.DurationVar(&progressEvery, "progress", 5*time.Second, "with --format stalwart: how often to log progress")
+	// Durations, sizes and counts declare their valid range (limits.go);
+	// a new one needs a limit call here and a row in TestLimits.
+	limit(f, "progress", positive("5s"))
 	return cmd
 }

@@ -34,6 +34,12 @@ the segments after it. With both, whichever keeps more wins. The newest
 export and its chain are never deleted, nor is a generation 'tailer run'
 has just started.
 
+Only exports that verify (read whole: every checksum and digest) count:
+a damaged export is kept but skipped, so the older export a restore would
+fall back to stays with its segments. prune reads the newest export and
+each rule's base in full; when no export verifies it deletes nothing and
+fails.
+
 It is safe while 'tailer run' ships and while restores of retained points
 read the replica. Every deletion is logged; --dry-run only reports.`,
 		Example: `  # keep a week; show first what would go
@@ -72,6 +78,10 @@ read the replica. Every deletion is logged; --dry-run only reports.`,
 	f.IntVar(&policy.KeepExports, "retain-exports", 0, "keep the N newest exports and everything after the oldest of them")
 	f.BoolVar(&policy.DryRun, "dry-run", false, "report what would be deleted, delete nothing")
 	f.BoolVarP(&verbose, "verbose", "v", false, "list every object deleted (a dry run always does)")
+	// Durations, sizes and counts declare their valid range (limits.go);
+	// a new one needs a limit call here and a row in TestLimits.
+	limit(f, "retention", positive("7d").parsedBy(parseAge))
+	limit(f, "retain-exports", nonNegative("3; 0 is off"))
 	return cmd
 }
 
@@ -98,6 +108,9 @@ func printPrune(w io.Writer, url string, rep retention.Report, verbose bool) {
 			rep.Oldest.ExportSeq, rep.Oldest.ExportTime.UTC().Format(time.RFC3339), rep.Oldest.Why)
 	}
 	fmt.Fprintf(w, "kept %d objects, %s\n", rep.KeptObjects, progress.HumanBytes(rep.KeptBytes))
+	for _, u := range rep.Unverified {
+		fmt.Fprintf(w, "warning: export %s does not verify; it was kept but not counted (check the replica with 'tailer verify'): %v\n", u.Key, u.Err)
+	}
 	if rep.ExportTimesFromListing > 0 {
 		fmt.Fprintf(w, "warning: %d exports had an unreadable header and were dated by their upload time (see the log)\n", rep.ExportTimesFromListing)
 	}

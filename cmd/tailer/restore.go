@@ -210,6 +210,10 @@ follow into a new directory to build a new standby.`,
 	f.BoolVar(&follow, "follow", false, "keep --to as a warm standby: restore once, then apply new segments as they appear until SIGTERM")
 	f.DurationVar(&interval, "interval", time.Second, "with --follow: how often to look for new segments")
 	f.StringVar(&listen, "listen", "", "with --follow: address for /metrics (tailer_follow_*) and /healthz, e.g. 127.0.0.1:9465 (default: none)")
+	// Durations, sizes and counts declare their valid range (limits.go);
+	// a new one needs a limit call here and a row in TestLimits.
+	limit(f, "progress", positive("5s"))
+	limit(f, "interval", positive("1s"))
 	return cmd
 }
 
@@ -225,9 +229,6 @@ func runFollow(cmd *cobra.Command, g *globals, replica string, opts restore.Opti
 	}
 	if opts.To == "" {
 		return fmt.Errorf("--follow needs --to DIR: the standby directory (new or empty the first time, the standby afterwards)")
-	}
-	if interval <= 0 {
-		return fmt.Errorf("--interval %s: give a positive duration, e.g. 1s", interval)
 	}
 	log, r, err := g.setup(cmd, replica)
 	if err != nil {

@@ -137,8 +137,26 @@ Metrics (Prometheus), /healthz and /readyz are served on --listen.`,
 	f.DurationVar(&cfg.PinInterval, "wal-pin-interval", 50*time.Millisecond, "new WAL files of the store are hard-linked into --scratch as they appear (directory watch), so batches survive their deletion by the primary; this is how often the directory is also scanned (negative disables pinning)")
 	f.DurationVar(&cfg.ReadyMaxLag, "ready-max-lag", 2*time.Minute, "/readyz fails while an object has waited longer than this in the spool (the replica falls behind)")
 	f.StringVar(&listen, "listen", "127.0.0.1:9464", "address for /metrics, /healthz and /readyz (empty disables)")
+	// Durations, sizes and counts declare their valid range (limits.go);
+	// a new one needs a limit call here and a row in TestLimits.
+	limit(f, "poll", positive("1s"))
+	limit(f, "export-interval", nonNegative("24h; 0 disables periodic exports"))
+	limit(f, "shutdown-timeout", positive("30s"))
+	limit(f, "spool-max-bytes", nonNegative("10737418240; 0 is no cap"))
+	limit(f, "retention", positive("7d; leave it unset to keep everything").parsedBy(parseAge))
+	limit(f, "retain-exports", nonNegative("3; 0 is off"))
+	limit(f, "maintenance-interval", positive("5m").orNegative("never"))
+	limit(f, "lease-ttl", atLeast(minLeaseTTL, "30s").orNegative("no lease"))
+	limit(f, "lease-wait", nonNegative("1m; 0 exits at once"))
+	limit(f, "wal-pin-interval", positive("50ms").orNegative("no pinning"))
+	limit(f, "ready-max-lag", positive("2m"))
 	return cmd
 }
+
+// minLeaseTTL is the shortest --lease-ttl: the lease is renewed every
+// TTL/3, and a renewal must fit a round trip to the replica with room to
+// spare, or the lease is lost while its holder is alive.
+const minLeaseTTL = 500 * time.Millisecond
 
 // serveHTTP serves metrics and health (and readiness, when ready is not
 // nil) on a listener the caller shuts down.

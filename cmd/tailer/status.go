@@ -191,6 +191,9 @@ given that replica (or the directory is removed by hand).`,
 	f.StringVar(&scratch, "scratch", "", "with --db: where the temporary secondary instance keeps its files (default: the system's temporary directory); if it is run's --scratch, its spool is read as by --spool")
 	f.StringVar(&spool, "spool", "", "tailer run's spool directory: also show what each replica's spool holds, and spool directories no given replica owns")
 	f.DurationVar(&maxLag, "max-lag", 0, "exit 2 when a replica's lag exceeds this (0: no check)")
+	// Durations, sizes and counts declare their valid range (limits.go);
+	// a new one needs a limit call here and a row in TestLimits.
+	limit(f, "max-lag", nonNegative("5m; 0 is no check"))
 	return cmd
 }
 

@@ -78,6 +78,9 @@ not a problem.`,
 	f.BoolVar(&asJSON, "json", false, "print the report as JSON")
 	f.StringVar(&opts.Temp, "temp", "", "directory for downloads and --deep restores (default: the system's temporary directory)")
 	f.IntVar(&opts.Parallel, "parallel", 4, "objects downloaded and checked at once")
+	// Durations, sizes and counts declare their valid range (limits.go);
+	// a new one needs a limit call here and a row in TestLimits.
+	limit(f, "parallel", atLeast(1, "4"))
 	return cmd
 }
 

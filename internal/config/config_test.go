@@ -383,3 +383,25 @@ func TestStalwartDataPath(t *testing.T) {
 		t.Errorf("absent file: %v", err)
 	}
 }
+
+// TestSettingHidden: a Setting says when its value must not be echoed
+// (the environment, a ${VAR}, a secret), so a later check of the value
+// (cmd/tailer's flag limits) can name where it came from without it.
+func TestSettingHidden(t *testing.T) {
+	f, err := Parse("c.yaml", []byte("poll: ${POLL}\nreplica: s3://plain/p\nsecret: hunter2\nlevels: [1m, '${L}']\ntags: [a, b]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs, _ := newFlags()
+	r := &Resolver{File: f, Getenv: env("POLL", "2s", "L", "1h", "TAILER_DB", "/d")}
+	got, err := r.All(fs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]bool{"poll": true, "replica": false, "secret": true, "levels": true, "tags": false, "db": true, "json": false}
+	for _, s := range got {
+		if w, ok := want[s.Flag]; ok && s.Hidden != w {
+			t.Errorf("%s from %s: Hidden = %v, want %v", s.Flag, s.Where, s.Hidden, w)
+		}
+	}
+}

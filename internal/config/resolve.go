@@ -3,6 +3,8 @@ package config
 import (
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 
 	"github.com/spf13/pflag"
 )
@@ -31,6 +33,10 @@ type Setting struct {
 	Source Source
 	// Where: "--poll", "TAILER_POLL", "FILE:LINE (run.poll)", "default".
 	Where string
+	// Hidden says the value must not be echoed in a message: it came from
+	// the environment or through a ${VAR} (where secrets live), or the
+	// flag is a secret.
+	Hidden bool
 }
 
 // Resolver sets the flags of one command that the command line left
@@ -90,7 +96,7 @@ func (r *Resolver) resolve(fs *pflag.FlagSet, fl *pflag.Flag) (Setting, error) {
 		if r.Skip != nil && r.Skip(fl.Name, FromEnv) {
 			return s, nil
 		}
-		s.Source, s.Where = FromEnv, env
+		s.Source, s.Where, s.Hidden = FromEnv, env, true
 		// An environment value is never shown: it is where secrets live.
 		return s, set(fs, fl, v, env, false)
 	}
@@ -103,13 +109,15 @@ func (r *Resolver) resolve(fs *pflag.FlagSet, fl *pflag.Flag) (Setting, error) {
 	}
 	s.Source, s.Where = FromFile, v.Where
 	if v.List {
+		s.Hidden = IsSecret(fl) || slices.ContainsFunc(v.Items, func(it string) bool { return strings.Contains(it, "$") })
 		return s, setList(fl, v, getenv)
 	}
 	val, expanded, err := Expand(v.Raw, getenv)
 	if err != nil {
 		return s, fmt.Errorf("%s: %v", v.Where, err)
 	}
-	return s, set(fs, fl, val, v.Where, !expanded && !IsSecret(fl))
+	s.Hidden = expanded || IsSecret(fl)
+	return s, set(fs, fl, val, v.Where, !s.Hidden)
 }
 
 // setList applies a YAML list to a slice flag item by item (Replace), so
