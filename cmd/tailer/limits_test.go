@@ -34,6 +34,7 @@ func TestLimits(t *testing.T) {
 		{"run", "lease-ttl", "100ms", "must be >= 500ms, or negative for no lease (e.g. 30s)"},
 		{"run", "lease-ttl", "0s", "must be >= 500ms"},
 		{"run", "lease-wait", "-1s", "must be >= 0"},
+		{"run", "lease-margin", "-1s", "must be >= 0"},
 		{"run", "wal-pin-interval", "0s", "must be > 0, or negative for no pinning"},
 		{"run", "ready-max-lag", "0s", "must be > 0 (e.g. 2m)"},
 		{"run", "ready-max-lag", "-1m0s", "must be > 0"},

@@ -148,6 +148,7 @@ Metrics (Prometheus), /healthz and /readyz are served on --listen.`,
 	limit(f, "maintenance-interval", positive("5m").orNegative("never"))
 	limit(f, "lease-ttl", atLeast(minLeaseTTL, "30s").orNegative("no lease"))
 	limit(f, "lease-wait", nonNegative("1m; 0 exits at once"))
+	limit(f, "lease-margin", nonNegative("3s; 0 picks a tenth of --lease-ttl"))
 	limit(f, "wal-pin-interval", positive("50ms").orNegative("no pinning"))
 	limit(f, "ready-max-lag", positive("2m"))
 	return cmd
