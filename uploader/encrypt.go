@@ -332,29 +332,29 @@ func (e *encrypted) parseHeader(ctx context.Context, key string, b []byte) (*obj
 	if cs := binary.BigEndian.Uint32(h.raw[16:20]); cs != encChunk {
 		return nil, fmt.Errorf("%s: object %s has encryption chunk size %d; this tailer reads %d (format %s): damaged, or written by a newer tailer: %w", e.r, key, cs, encChunk, magic, ErrTampered)
 	}
-	if err := e.resolve(ctx, false); err != nil {
-		return nil, err
-	}
-	e.ringMu.Lock()
-	masters := slices.Clone(e.masters)
-	unresolved := e.hasPass && e.keysState != keysLoaded
-	e.ringMu.Unlock()
-	for i, m := range masters {
-		if m == nil {
-			continue
-		}
-		if magic == encMagicV1 {
-			if e.keys[i].pass == nil && keyIDV1(m) == [8]byte(h.raw[8:16]) {
-				return h, initAEAD(h, m, encObjInfoV1)
+	var masters [][]byte
+	unresolved := false
+	for attempt := 0; attempt < 2; attempt++ {
+		if attempt == 1 {
+			if !unresolved {
+				break
 			}
-			continue
+			// keys.json was missing when last looked for: another process
+			// (a tailer run, while this one follows the replica) may have
+			// written the first passphrase object since.
+			e.ringMu.Lock()
+			e.keysState = keysUnknown
+			e.ringMu.Unlock()
 		}
-		id, err := keyIDV2(m, [4]byte(h.raw[8:12]))
-		if err != nil {
+		if err := e.resolve(ctx, false); err != nil {
 			return nil, err
 		}
-		if id == [8]byte(h.raw[8:16]) {
-			return h, initAEAD(h, m, encObjInfo)
+		e.ringMu.Lock()
+		masters = slices.Clone(e.masters)
+		unresolved = e.hasPass && e.keysState != keysLoaded
+		e.ringMu.Unlock()
+		if m, info, ok := e.match(h, masters); ok {
+			return h, initAEAD(h, m, info)
 		}
 	}
 	why := fmt.Sprintf("none of the %d keys given opens it", len(masters))
@@ -366,6 +366,26 @@ func (e *encrypted) parseHeader(ctx context.Context, key string, b []byte) (*obj
 	}
 	return nil, fmt.Errorf("%s: object %s was encrypted with another key (key id %x; %s): check --encryption-key-file (or TAILER_ENCRYPTION_KEY): %w",
 		e.r, key, h.raw[8:16], why, ErrWrongKey)
+}
+
+// match finds the master key whose id h carries, and the object key's
+// info string of h's version.
+func (e *encrypted) match(h *objHeader, masters [][]byte) (master []byte, info string, ok bool) {
+	v1 := string(h.raw[:8]) == encMagicV1
+	for i, m := range masters {
+		switch {
+		case m == nil:
+		case v1:
+			if e.keys[i].pass == nil && keyIDV1(m) == [8]byte(h.raw[8:16]) {
+				return m, encObjInfoV1, true
+			}
+		default:
+			if id, err := keyIDV2(m, [4]byte(h.raw[8:12])); err == nil && id == [8]byte(h.raw[8:16]) {
+				return m, encObjInfo, true
+			}
+		}
+	}
+	return nil, "", false
 }
 
 func chunkNonce(i uint32) []byte {

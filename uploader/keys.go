@@ -41,8 +41,8 @@ const (
 	kdfSaltLen       = 32
 	maxKeysObject    = 64 << 10
 
-	// MakeKeyHint says how to make a key, for the errors about bad keys.
-	MakeKeyHint = "make a key with 'head -c 32 /dev/urandom | base64 > key' (or use a passphrase: a file holding 'passphrase: ' and then at least 12 characters)"
+	// makeKeyHint says how to make a key, for the errors about bad keys.
+	makeKeyHint = "make a key with 'head -c 32 /dev/urandom | base64 > key' (or use a passphrase: a file holding 'passphrase: ' and then at least 12 characters)"
 )
 
 // ErrBadKey is wrapped by ParseKey when the key material is unusable.
@@ -78,13 +78,13 @@ func RawKey(b []byte) (Key, error) {
 func ParseKey(data []byte) (Key, error) {
 	text := bytes.TrimSpace(data)
 	if len(text) == 0 {
-		return Key{}, fmt.Errorf("the key is empty: %s: %w", MakeKeyHint, ErrBadKey)
+		return Key{}, fmt.Errorf("the key is empty: %s: %w", makeKeyHint, ErrBadKey)
 	}
 	if p, ok := bytes.CutPrefix(text, []byte(passphrasePrefix)); ok {
 		p = bytes.TrimSpace(p)
 		switch {
 		case len(p) < MinPassphraseLen:
-			return Key{}, fmt.Errorf("the passphrase has %d bytes, want at least %d; better, %s: %w", len(p), MinPassphraseLen, MakeKeyHint, ErrBadKey)
+			return Key{}, fmt.Errorf("the passphrase has %d bytes, want at least %d; better, %s: %w", len(p), MinPassphraseLen, makeKeyHint, ErrBadKey)
 		case len(p) > maxPassphraseLen:
 			return Key{}, fmt.Errorf("the passphrase has %d bytes, at most %d are accepted: %w", len(p), maxPassphraseLen, ErrBadKey)
 		}
@@ -93,16 +93,16 @@ func ParseKey(data []byte) (Key, error) {
 	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
 		if k, err := enc.DecodeString(string(text)); err == nil {
 			if len(k) != KeyLen {
-				return Key{}, fmt.Errorf("the key decodes to %d bytes, want %d (AES-256): %s: %w", len(k), KeyLen, MakeKeyHint, ErrBadKey)
+				return Key{}, fmt.Errorf("the key decodes to %d bytes, want %d (AES-256): %s: %w", len(k), KeyLen, makeKeyHint, ErrBadKey)
 			}
 			return Key{raw: k}, nil
 		}
 	}
 	if len(data) == KeyLen || len(text) == KeyLen {
 		return Key{}, fmt.Errorf("the key is 32 raw bytes, which are no longer taken as a key (a 32-character passphrase would pass for one): %s; "+
-			"a file that earlier versions used as 32 raw bytes keeps reading their backups once converted with 'base64 -w0 FILE > FILE.b64': %w", MakeKeyHint, ErrBadKey)
+			"a file that earlier versions used as 32 raw bytes keeps reading their backups once converted with 'base64 -w0 FILE > FILE.b64': %w", makeKeyHint, ErrBadKey)
 	}
-	return Key{}, fmt.Errorf("the key is not the base64 of %d bytes (%d bytes given): %s: %w", KeyLen, len(data), MakeKeyHint, ErrBadKey)
+	return Key{}, fmt.Errorf("the key is not the base64 of %d bytes (%d bytes given): %s: %w", KeyLen, len(data), makeKeyHint, ErrBadKey)
 }
 
 // kdfParams are Argon2id's cost parameters.

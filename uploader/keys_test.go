@@ -186,10 +186,26 @@ func TestEncryptedPassphrase(t *testing.T) {
 
 	w1 := newTestEncrypted(t, raw, cheapKDF, pass)
 	w2 := newTestEncrypted(t, raw, cheapKDF, pass)
+	follower := newTestEncrypted(t, raw, cheapKDF, pass) // reads only
 	// A read first: nothing is created.
-	wantNotFound(t, w2, "nothing")
+	foreign := append([]byte("TAILENC2\x00\x00\x00\x00\x00\x00\x00\x00\x00\x01\x00\x00"), make([]byte, encSaltLen+encTag)...)
+	put(t, raw, "generations/g/plain", foreign) // of no key at all
+	for _, w := range []Replica{w2, follower} {
+		wantNotFound(t, w, "nothing")
+		if _, err := w.Get(ctx, "generations/g/plain"); !errors.Is(err, ErrWrongKey) {
+			t.Fatalf("a foreign object before keys.json exists: %v", err)
+		}
+	}
+	if err := raw.Delete(ctx, "generations/g/plain"); err != nil {
+		t.Fatal(err)
+	}
 	wantKeys(t, raw, "")
 	put(t, w1, "generations/g/a", []byte("written by w1"))
+	// A reader that found no keys.json looks again for an object it
+	// cannot open: it follows a replica another process writes.
+	if got := get(t, follower, "generations/g/a"); string(got) != "written by w1" {
+		t.Fatalf("the follower reads %q", got)
+	}
 	// w2 saw no keys.json when it read; its first write finds w1's.
 	put(t, w2, "generations/g/b", []byte("written by w2"))
 	for _, w := range []Replica{w1, w2, newTestEncrypted(t, raw, cheapKDF, pass)} {
