@@ -73,18 +73,22 @@
 // computed in advance (the salt); so a passphrase must be strong, and a
 // random key is better. Version 2 key ids are keyed hashes of a random
 // value in each object: they do not tell which objects, or which
-// replicas, share a key, and cost no less to test than the ciphertext. A version 1 id was a plain hash of the
-// key, the same in every object: one hash per guess tested a weak key
-// against it, which is why weak keys are refused now; re-encrypting is
-// not needed for a random key.
+// replicas, share a key, and cost no less to test than the ciphertext. A
+// version 1 id was a plain hash of the key, the same in every object: it
+// linked objects and replicas sharing a key, and a weak key (a passphrase
+// taken for 32 raw bytes) fell to one cheap hash per guess, as it would
+// to HKDF and the first chunk; taking such keys was the flaw, and they
+// are refused now. Version 1 objects written with a random key need no
+// re-encryption.
 //
 // Someone who can also write can delete objects, or replace one with an
 // older version written under the same name (a generation.json or the
-// lease rolled back: not detected), or replace keys.json (readers then
-// fail with "another key": a denial of service, like deleting, and its
-// KDF costs cannot be lowered below the floor a reader enforces). They
-// cannot forge, alter, truncate, reorder or rename content without the
-// key: each is reported as tampering.
+// lease rolled back: not detected), or replace or delete keys.json (the
+// passphrase then opens none of its objects: a denial of service, like
+// deleting them all; its KDF cost cannot be lowered below the floor a
+// reader enforces, so no later write is weakened). They cannot forge,
+// alter, truncate, reorder or rename content without the key: each is
+// reported as tampering.
 //
 // A replica read without a key goes through [Unencrypted], which turns an
 // encrypted object into an error naming the flag to use, instead of

@@ -45,8 +45,14 @@ const (
 	makeKeyHint = "make a key with 'head -c 32 /dev/urandom | base64 > key' (or use a passphrase: a file holding 'passphrase: ' and then at least 12 characters)"
 )
 
-// ErrBadKey is wrapped by ParseKey when the key material is unusable.
-var ErrBadKey = errors.New("unusable encryption key")
+var (
+	// ErrBadKey is wrapped by ParseKey when the key material is unusable.
+	ErrBadKey = errors.New("unusable encryption key")
+	// ErrKeysFile is wrapped when the replica's keys.json cannot be used
+	// (not tailer's, too new, or KDF costs out of bounds): like a wrong
+	// key, every passphrase object fails the same way.
+	ErrKeysFile = errors.New("unusable keys.json")
+)
 
 // Key is one encryption key as the operator gave it: 32 random bytes, or
 // a passphrase that becomes a key with the replica's keys.json. The zero
@@ -234,11 +240,11 @@ func (e *encrypted) loadKeysFile(ctx context.Context) (*keysFile, error) {
 		return nil, fmt.Errorf("%s: get %s: %w", e.r, KeysObject, err)
 	}
 	if len(b) > maxKeysObject {
-		return nil, fmt.Errorf("%s: %s is larger than %d bytes: not tailer's", e.r, KeysObject, maxKeysObject)
+		return nil, fmt.Errorf("%s: %s is larger than %d bytes: not tailer's: %w", e.r, KeysObject, maxKeysObject, ErrKeysFile)
 	}
 	kf, err := parseKeysFile(b, e.kdf)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %s (the passphrase's salt and parameters): %w", e.r, KeysObject, err)
+		return nil, fmt.Errorf("%s: %s (the passphrase's salt and parameters): %w: %w", e.r, KeysObject, err, ErrKeysFile)
 	}
 	return kf, nil
 }

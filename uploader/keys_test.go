@@ -301,7 +301,7 @@ func TestKeysFileRefused(t *testing.T) {
 				func(r Replica) error { return r.Put(context.Background(), "z", strings.NewReader("y"), 1) },
 			} {
 				err := op(newTestEncrypted(t, raw, defaultKDF, pass))
-				if err == nil || !strings.Contains(err.Error(), KeysObject) || !strings.Contains(err.Error(), c.want) {
+				if !errors.Is(err, ErrKeysFile) || !strings.Contains(err.Error(), KeysObject) || !strings.Contains(err.Error(), c.want) {
 					t.Fatalf("%v, want an error naming %s and %q", err, KeysObject, c.want)
 				}
 			}

@@ -124,4 +124,13 @@ func TestEncryptionPassphrase(t *testing.T) {
 	}
 	checkFailure(t, cliCase{args: []string{"list", "--replica", replica, "--encryption-key-file", otherFile},
 		want: []string{"was encrypted with another key", "check --encryption-key-file"}})
+
+	// A keys.json that would make the KDF cheap is refused, not used.
+	weak := strings.Replace(string(kj), `"time": 3`, `"time": 1`, 1)
+	if weak == string(kj) {
+		t.Fatalf("keys.json has no time of 3: %s", kj)
+	}
+	os.WriteFile(filepath.Join(bucket, "keys.json"), []byte(weak), 0o644)
+	checkFailure(t, cliCase{args: []string{"list", "--replica", replica, "--encryption-key-file", passFile},
+		want: []string{"keys.json", "below the minimum", "tampered"}})
 }
