@@ -3,6 +3,8 @@ package integration
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/json"
 	"errors"
 	"io"
 	"path/filepath"
@@ -16,16 +18,26 @@ import (
 )
 
 // TestEncryptedReplica runs the real agent over a Stalwart-like load into
-// an encrypted replica (a directory and MinIO): restores through the
-// wrapper equal the primary, also after a restart that resumed from the
-// bucket (ranged reads of segment trailers through the wrapper); every
-// object in the bucket, lease included, is ciphertext that holds none of
-// the plaintext's known bytes; the bucket cannot be restored without the
-// key or with another one.
+// an encrypted replica (a directory with a passphrase, MinIO with a
+// random key): restores through the wrapper equal the primary, also after
+// a restart that resumed from the bucket (ranged reads of segment
+// trailers through the wrapper); every object in the bucket, lease
+// included, is ciphertext that holds none of the plaintext's known bytes
+// (keys.json, with a passphrase, holds only its salt and KDF); the bucket
+// cannot be restored without the key or with another one.
 func TestEncryptedReplica(t *testing.T) {
-	key := bytes.Repeat([]byte{0x5a}, uploader.KeyLen)
+	const passphrase = "passphrase: integration test passphrase"
 	for _, b := range backends() {
 		t.Run(b.name, func(t *testing.T) {
+			random := make([]byte, uploader.KeyLen)
+			rand.Read(random)
+			key, err := uploader.RawKey(random)
+			if b.name == "file" {
+				key, err = uploader.ParseKey([]byte(passphrase))
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
 			var raw uploader.Replica
 			enc := backend{b.name, func(t *testing.T) uploader.Replica {
 				raw = b.open(t)
@@ -45,7 +57,7 @@ func TestEncryptedReplica(t *testing.T) {
 			// Known plaintext, checked while the lease is held.
 			e.waitRestorable(marks[0].Seq)
 			gens := e.generations()
-			checkCiphertext(t, raw, gens[len(gens)-1].ID)
+			checkCiphertext(t, raw, gens[len(gens)-1].ID, key.IsPassphrase())
 
 			// A restart resumes the same generation from what the bucket holds.
 			e.stopTailer()
@@ -68,6 +80,7 @@ func TestEncryptedReplica(t *testing.T) {
 			}{
 				{uploader.Unencrypted(raw), uploader.ErrEncrypted},
 				{mustWrap(t, raw, bytes.Repeat([]byte{1}, uploader.KeyLen)), uploader.ErrWrongKey},
+				{mustWrapKey(t, raw, "passphrase: another integration passphrase"), uploader.ErrWrongKey},
 			} {
 				_, err := restore.Run(ctx, restore.Options{Replica: c.r, To: filepath.Join(e.dir, "refused"), Log: testLogger(t)})
 				if !errors.Is(err, c.want) {
@@ -107,7 +120,24 @@ func TestEncryptedReplica(t *testing.T) {
 
 func mustWrap(t *testing.T, r uploader.Replica, key []byte) uploader.Replica {
 	t.Helper()
-	w, err := uploader.Encrypted(r, key)
+	k, err := uploader.RawKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := uploader.Encrypted(r, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return w
+}
+
+func mustWrapKey(t *testing.T, r uploader.Replica, keyFile string) uploader.Replica {
+	t.Helper()
+	k, err := uploader.ParseKey([]byte(keyFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := uploader.Encrypted(r, k)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,8 +147,9 @@ func mustWrap(t *testing.T, r uploader.Replica, key []byte) uploader.Replica {
 // checkCiphertext reads every stored object raw: each starts with the
 // encryption magic and contains none of the segment, export and end
 // magics, the generation id (in generation.json and every header) or the
-// lease's JSON field names.
-func checkCiphertext(t *testing.T, raw uploader.Replica, gen string) {
+// lease's JSON field names; keys.json is there exactly when a passphrase
+// is used, and holds no more than the KDF's salt and parameters.
+func checkCiphertext(t *testing.T, raw uploader.Replica, gen string, passphrase bool) {
 	t.Helper()
 	ctx := context.Background()
 	objs, err := raw.List(ctx, "")
@@ -139,7 +170,15 @@ func checkCiphertext(t *testing.T, raw uploader.Replica, gen string) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !bytes.HasPrefix(b, []byte("TAILENC1")) {
+		if o.Key == uploader.KeysObject {
+			kinds["keys.json"]++
+			var kf map[string]any
+			if err := json.Unmarshal(b, &kf); err != nil || len(kf) != 6 || kf["kdf"] != "argon2id" || bytes.Contains(b, []byte("integration")) {
+				t.Errorf("keys.json holds more than a salt and KDF parameters: %s (%v)", b, err)
+			}
+			continue
+		}
+		if !bytes.HasPrefix(b, []byte("TAILENC2")) {
 			t.Errorf("%s is stored without the encryption magic", o.Key)
 		}
 		for _, plain := range []string{"TAILSEG", "TAILEXP", "TAILEND", gen, `"owner"`, `"expires"`} {
@@ -162,5 +201,8 @@ func checkCiphertext(t *testing.T, raw uploader.Replica, gen string) {
 		if kinds[k] == 0 {
 			t.Errorf("no %s in the bucket to check (%v)", k, kinds)
 		}
+	}
+	if (kinds["keys.json"] == 1) != passphrase {
+		t.Errorf("keys.json in the bucket: %d, with a passphrase: %v", kinds["keys.json"], passphrase)
 	}
 }

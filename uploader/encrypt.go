@@ -16,12 +16,12 @@
 // conditional writes uniformly, and no code above it changes. The header's
 // field stays 0.
 //
-// # Object format (version 1)
+// # Object format (version 2)
 //
 //	offset  size  field
-//	0       8     magic "TAILENC1"
-//	8       8     key id: the first 8 bytes of SHA-256("tailer-backup key id v1" || key)
-//	16      4     chunk size, big-endian uint32: 65536 in version 1
+//	0       8     magic "TAILENC2"
+//	8       8     key id: 4 random bytes R || HKDF-SHA256(master, R, "tailer-backup key id v2"), 4 bytes
+//	16      4     chunk size, big-endian uint32: 65536
 //	20      24    salt: random, new for every object written
 //	44      ...   chunks: AES-256-GCM(plaintext chunk) || 16-byte tag
 //
@@ -33,11 +33,14 @@
 // anything, and lets a ranged read fetch only the whole chunks covering the
 // range.
 //
-//   - Key: each object has its own AES-256 key, HKDF-SHA256(key, salt,
-//     "tailer-backup object key v1"). With a fresh key per object the GCM
-//     nonce can simply be 8 zero bytes || the big-endian uint32 chunk
-//     index, and there is no birthday bound on random nonces to worry
-//     about over years of per-second segments under one key.
+//   - Master key: a key given as 32 random bytes (base64) is the master
+//     key as it is; a passphrase is stretched into one with Argon2id, with
+//     the salt and cost parameters of the replica's keys.json (keys.go).
+//   - Object key: each object has its own AES-256 key,
+//     HKDF-SHA256(master, salt, "tailer-backup object key v2"). With a
+//     fresh key per object the GCM nonce can simply be 8 zero bytes || the
+//     big-endian uint32 chunk index, and there is no birthday bound on
+//     random nonces to worry about over years of per-second segments.
 //   - Additional data of chunk i: the 44-byte header, one byte (1 for the
 //     last chunk, 0 otherwise) and the object's key (relative to the
 //     replica prefix). So a chunk cannot be moved within an object, an
@@ -45,9 +48,47 @@
 //     new last chunk was not sealed as last), the header (chunk size, key
 //     id) cannot be altered, and an object cannot be passed off under
 //     another name. Objects are never renamed or copied server-side.
-//   - The key id makes a wrong key an error that says so, rather than
-//     "corrupt". It is a hash with its own domain string, so it reveals
-//     nothing usable about the key.
+//   - Key id: lets a reader holding several keys (rotation: the first
+//     writes, all read) pick the one an object needs, and makes a wrong
+//     key an error that says so rather than "corrupt". Its random half
+//     makes it differ in every object. It does not depend on the salt, so
+//     damage there is reported as tampering, as a damaged chunk is; a
+//     damaged key id reads as another key. A wrong key matches an id by
+//     chance once in 2³²: its chunks then fail as tampered.
+//
+// Version 1 ("TAILENC1") is the same but for its key id, the first 8
+// bytes of SHA-256("tailer-backup key id v1" || key), the object key's
+// info string "tailer-backup object key v1", and raw keys only. It is
+// still read, never written: old backups restore with their key.
+//
+// # Threat model
+//
+// Someone who can read the bucket learns object names (generation ids,
+// sequence ranges, times), exact plaintext sizes and when objects were
+// written, and keys.json (salt and KDF cost: public by design). Not the
+// contents. With a random key, guessing it is hopeless. With a passphrase,
+// any object lets them test a guess offline — through its key id or just
+// as well by trying to open its first chunk — at the cost of one Argon2id
+// derivation (64 MiB, 3 passes) per guess and replica, with no tables
+// computed in advance (the salt); so a passphrase must be strong, and a
+// random key is better. Version 2 key ids are keyed hashes of a random
+// value in each object: they do not tell which objects, or which
+// replicas, share a key, and cost no less to test than the ciphertext. A
+// version 1 id was a plain hash of the key, the same in every object: it
+// linked objects and replicas sharing a key, and a weak key (a passphrase
+// taken for 32 raw bytes) fell to one cheap hash per guess, as it would
+// to HKDF and the first chunk; taking such keys was the flaw, and they
+// are refused now. Version 1 objects written with a random key need no
+// re-encryption.
+//
+// Someone who can also write can delete objects, or replace one with an
+// older version written under the same name (a generation.json or the
+// lease rolled back: not detected), or replace or delete keys.json (the
+// passphrase then opens none of its objects: a denial of service, like
+// deleting them all; its KDF cost cannot be lowered below the floor a
+// reader enforces, so no later write is weakened). They cannot forge,
+// alter, truncate, reorder or rename content without the key: each is
+// reported as tampering.
 //
 // A replica read without a key goes through [Unencrypted], which turns an
 // encrypted object into an error naming the flag to use, instead of
@@ -64,23 +105,27 @@ import (
 	"crypto/hkdf"
 	"crypto/rand"
 	"crypto/sha256"
-	"encoding/base64"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"math"
+	"slices"
 	"sync"
 )
 
 const (
-	encMagic     = "TAILENC1"
-	encHeaderLen = 8 + 8 + 4 + 24
-	encChunk     = 64 << 10
-	encTag       = 16
-	encSaltLen   = 24
-	encKeyIDInfo = "tailer-backup key id v1"
-	encObjInfo   = "tailer-backup object key v1"
+	encMagic       = "TAILENC2" // what is written
+	encMagicV1     = "TAILENC1" // still read
+	encMagicPrefix = "TAILENC"
+	encHeaderLen   = 8 + 8 + 4 + 24
+	encChunk       = 64 << 10
+	encTag         = 16
+	encSaltLen     = 24
+	encKeyIDInfoV1 = "tailer-backup key id v1"
+	encObjInfoV1   = "tailer-backup object key v1"
+	encKeyIDInfo   = "tailer-backup key id v2"
+	encObjInfo     = "tailer-backup object key v2"
 
 	// KeyLen is the length of an encryption key: AES-256.
 	KeyLen = 32
@@ -104,39 +149,28 @@ var (
 	ErrTampered = errors.New("corrupt or tampered with")
 )
 
-// ParseKey reads an encryption key: exactly 32 raw bytes, or the base64
-// (standard or URL alphabet, padded or not) of 32 bytes with surrounding
-// whitespace. Errors never include the key material.
-func ParseKey(data []byte) ([]byte, error) {
-	if len(data) == KeyLen {
-		return bytes.Clone(data), nil
-	}
-	text := string(bytes.TrimSpace(data))
-	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
-		if k, err := enc.DecodeString(text); err == nil {
-			if len(k) != KeyLen {
-				return nil, fmt.Errorf("the key decodes to %d bytes, want %d (AES-256): generate one with 'head -c 32 /dev/urandom | base64 > key'", len(k), KeyLen)
-			}
-			return k, nil
-		}
-	}
-	return nil, fmt.Errorf("the key is neither %d raw bytes nor base64 of %d bytes (%d bytes given): generate one with 'head -c 32 /dev/urandom | base64 > key'", KeyLen, KeyLen, len(data))
-}
-
-// KeyID is the identifier stored in every object encrypted with key, in
-// hex: safe to print, and what the wrong-key error shows.
-func KeyID(key []byte) string {
-	id := keyID(key)
-	return fmt.Sprintf("%x", id[:])
-}
-
-func keyID(key []byte) [8]byte {
+// keyIDV1 is a version 1 object's key id.
+func keyIDV1(key []byte) [8]byte {
 	h := sha256.New()
-	h.Write([]byte(encKeyIDInfo))
+	h.Write([]byte(encKeyIDInfoV1))
 	h.Write(key)
 	var id [8]byte
 	copy(id[:], h.Sum(nil))
 	return id
+}
+
+// keyIDV2 is a version 2 object's key id: its own random first half
+// (idSalt) and a keyed hash of it, so it is new in every object and says
+// nothing about the key to whoever lacks it.
+func keyIDV2(master []byte, idSalt [4]byte) ([8]byte, error) {
+	var id [8]byte
+	b, err := hkdf.Key(sha256.New, master, idSalt[:], encKeyIDInfo, 4)
+	if err != nil {
+		return id, fmt.Errorf("derive key id: %w", err)
+	}
+	copy(id[:4], idSalt[:])
+	copy(id[4:], b)
+	return id, nil
 }
 
 // cipherSize is the stored size of a plaintext of p bytes.
@@ -155,7 +189,7 @@ func plainSize(c int64) (p int64, ok bool) {
 	const full = encChunk + encTag
 	chunks := (body + full - 1) / full
 	last := body - (chunks-1)*full
-	if last < encTag || (last == encTag && chunks > 1) {
+	if last < encTag || (last == encTag && chunks > 1) || chunks > math.MaxUint32+1 {
 		return 0, false
 	}
 	return body - chunks*encTag, true
@@ -163,9 +197,17 @@ func plainSize(c int64) (p int64, ok bool) {
 
 // encrypted is the Replica Encrypted returns.
 type encrypted struct {
-	r     Replica
-	key   []byte
-	keyID [8]byte
+	r    Replica
+	keys []Key // keys[0] encrypts what is written
+	rand io.Reader
+	kdf  kdfPolicy
+
+	// The master keys, one per key: a raw key's own bytes, a
+	// passphrase's once resolve has read keys.json (nil before).
+	ringMu    sync.Mutex
+	masters   [][]byte
+	hasPass   bool
+	keysState keysState
 
 	mu sync.Mutex
 	// sizes caches stored (ciphertext) sizes seen by List or Put, so a
@@ -185,17 +227,37 @@ type encrypted struct {
 // hints, not state).
 const maxCached = 1 << 18
 
-// Encrypted wraps r so that every object is encrypted with key (32 bytes,
-// AES-256-GCM) before it is stored and decrypted and authenticated when
-// read; see the package comment on encrypt.go for the format. The result
-// also supports ReadRange (and so ObjectReaderAt) and GetVersioned/PutIf
-// when r does. List reports plaintext sizes.
-func Encrypted(r Replica, key []byte) (Replica, error) {
-	if len(key) != KeyLen {
-		return nil, fmt.Errorf("encryption key of %d bytes: want %d (AES-256)", len(key), KeyLen)
+// Encrypted wraps r so that every object is encrypted (AES-256-GCM)
+// before it is stored and decrypted and authenticated when read; see the
+// package comment on encrypt.go for the format. keys[0] encrypts what is
+// written; every key reads, so a key can be rotated by putting the new
+// one first and keeping the old ones for old objects. A passphrase key
+// reads the replica's keys.json on first use and, on the first write with
+// it, creates it. The result also supports ReadRange (and so
+// ObjectReaderAt) and GetVersioned/PutIf when r does. List reports
+// plaintext sizes and leaves keys.json out.
+func Encrypted(r Replica, keys ...Key) (Replica, error) {
+	return newEncrypted(r, keys, rand.Reader, defaultKDF)
+}
+
+func newEncrypted(r Replica, keys []Key, rnd io.Reader, kdf kdfPolicy) (*encrypted, error) {
+	if len(keys) == 0 {
+		return nil, fmt.Errorf("%s: no encryption key: %w", r, ErrBadKey)
 	}
-	return &encrypted{r: r, key: bytes.Clone(key), keyID: keyID(key),
-		sizes: map[string]int64{}, headers: map[string]*objHeader{}}, nil
+	e := &encrypted{r: r, rand: rnd, kdf: kdf, masters: make([][]byte, len(keys)),
+		sizes: map[string]int64{}, headers: map[string]*objHeader{}}
+	for i, k := range keys {
+		switch {
+		case k.pass != nil:
+			e.hasPass = true
+		case len(k.raw) == KeyLen:
+			e.masters[i] = k.raw
+		default:
+			return nil, fmt.Errorf("%s: encryption key %d of %d is not a key (make keys with ParseKey or RawKey): %w", r, i+1, len(keys), ErrBadKey)
+		}
+		e.keys = append(e.keys, Key{raw: bytes.Clone(k.raw), pass: bytes.Clone(k.pass)})
+	}
+	return e, nil
 }
 
 // String implements Replica: the wrapped replica's URL, so errors and
@@ -212,19 +274,37 @@ type objHeader struct {
 	aead cipher.AEAD
 }
 
-func (e *encrypted) newHeader() (*objHeader, error) {
+// newHeader makes the header of an object about to be written, with the
+// write key (creating keys.json first when it is a passphrase).
+func (e *encrypted) newHeader(ctx context.Context) (*objHeader, error) {
+	if e.keys[0].pass != nil {
+		if err := e.resolve(ctx, true); err != nil {
+			return nil, err
+		}
+	}
+	e.ringMu.Lock()
+	master := e.masters[0]
+	e.ringMu.Unlock()
 	h := &objHeader{}
 	copy(h.raw[:8], encMagic)
-	copy(h.raw[8:16], e.keyID[:])
 	binary.BigEndian.PutUint32(h.raw[16:20], encChunk)
-	if _, err := rand.Read(h.raw[20:]); err != nil {
+	var idSalt [4]byte
+	if _, err := io.ReadFull(e.rand, idSalt[:]); err != nil {
+		return nil, fmt.Errorf("random key id: %w", err)
+	}
+	if _, err := io.ReadFull(e.rand, h.raw[20:]); err != nil {
 		return nil, fmt.Errorf("random salt: %w", err)
 	}
-	return h, e.initAEAD(h)
+	id, err := keyIDV2(master, idSalt)
+	if err != nil {
+		return nil, err
+	}
+	copy(h.raw[8:16], id[:])
+	return h, initAEAD(h, master, encObjInfo)
 }
 
-func (e *encrypted) initAEAD(h *objHeader) error {
-	k, err := hkdf.Key(sha256.New, e.key, h.raw[20:], encObjInfo, KeyLen)
+func initAEAD(h *objHeader, master []byte, info string) error {
+	k, err := hkdf.Key(sha256.New, master, h.raw[20:], info, KeyLen)
 	if err != nil {
 		return fmt.Errorf("derive object key: %w", err)
 	}
@@ -240,10 +320,11 @@ func (e *encrypted) initAEAD(h *objHeader) error {
 }
 
 // parseHeader checks b (the first bytes of the object under key, up to
-// encHeaderLen of them) and returns its header.
-func (e *encrypted) parseHeader(key string, b []byte) (*objHeader, error) {
-	n := min(len(b), len(encMagic))
-	if string(b[:n]) != encMagic[:n] || len(b) == 0 {
+// encHeaderLen of them) and returns its header, with the AEAD of the
+// given key whose id it carries.
+func (e *encrypted) parseHeader(ctx context.Context, key string, b []byte) (*objHeader, error) {
+	n := min(len(b), len(encMagicPrefix))
+	if string(b[:n]) != encMagicPrefix[:n] || len(b) == 0 {
 		return nil, fmt.Errorf("%s: object %s is not encrypted (it was written without a key), but an encryption key was given: encrypted backups need a replica prefix of their own; to read this one, drop %s: %w",
 			e.r, key, keyHint, ErrNotEncrypted)
 	}
@@ -252,14 +333,67 @@ func (e *encrypted) parseHeader(key string, b []byte) (*objHeader, error) {
 	}
 	h := &objHeader{}
 	copy(h.raw[:], b)
-	if !bytes.Equal(h.raw[8:16], e.keyID[:]) {
-		return nil, fmt.Errorf("%s: object %s was encrypted with another key (key id %x; the given key's id is %x): check --encryption-key-file (or TAILER_ENCRYPTION_KEY): %w",
-			e.r, key, h.raw[8:16], e.keyID, ErrWrongKey)
+	magic := string(h.raw[:8])
+	if magic != encMagic && magic != encMagicV1 {
+		return nil, fmt.Errorf("%s: object %s has encryption format %q; this tailer reads %s and %s: written by a newer tailer, or damaged: %w", e.r, key, magic, encMagicV1, encMagic, ErrTampered)
 	}
 	if cs := binary.BigEndian.Uint32(h.raw[16:20]); cs != encChunk {
-		return nil, fmt.Errorf("%s: object %s has encryption chunk size %d; this tailer reads %d (format TAILENC1): damaged, or written by a newer tailer: %w", e.r, key, cs, encChunk, ErrTampered)
+		return nil, fmt.Errorf("%s: object %s has encryption chunk size %d; this tailer reads %d (format %s): damaged, or written by a newer tailer: %w", e.r, key, cs, encChunk, magic, ErrTampered)
 	}
-	return h, e.initAEAD(h)
+	var masters [][]byte
+	unresolved := false
+	for attempt := 0; attempt < 2; attempt++ {
+		if attempt == 1 {
+			if !unresolved {
+				break
+			}
+			// keys.json was missing when last looked for: another process
+			// (a tailer run, while this one follows the replica) may have
+			// written the first passphrase object since.
+			e.ringMu.Lock()
+			e.keysState = keysUnknown
+			e.ringMu.Unlock()
+		}
+		if err := e.resolve(ctx, false); err != nil {
+			return nil, err
+		}
+		e.ringMu.Lock()
+		masters = slices.Clone(e.masters)
+		unresolved = e.hasPass && e.keysState != keysLoaded
+		e.ringMu.Unlock()
+		if m, info, ok := e.match(h, masters); ok {
+			return h, initAEAD(h, m, info)
+		}
+	}
+	why := fmt.Sprintf("none of the %d keys given opens it", len(masters))
+	if len(masters) == 1 {
+		why = "the key given does not open it"
+	}
+	if unresolved {
+		why += fmt.Sprintf("; a passphrase could not be tried: the replica has no %s, which the first write with a passphrase creates", KeysObject)
+	}
+	return nil, fmt.Errorf("%s: object %s was encrypted with another key (key id %x; %s): check --encryption-key-file (or TAILER_ENCRYPTION_KEY): %w",
+		e.r, key, h.raw[8:16], why, ErrWrongKey)
+}
+
+// match finds the master key whose id h carries, and the object key's
+// info string of h's version.
+func (e *encrypted) match(h *objHeader, masters [][]byte) (master []byte, info string, ok bool) {
+	v1 := string(h.raw[:8]) == encMagicV1
+	for i, m := range masters {
+		switch {
+		case m == nil:
+		case v1:
+			if e.keys[i].pass == nil && keyIDV1(m) == [8]byte(h.raw[8:16]) {
+				return m, encObjInfoV1, true
+			}
+		default:
+			if id, err := keyIDV2(m, [4]byte(h.raw[8:12])); err == nil && id == [8]byte(h.raw[8:16]) {
+				return m, encObjInfo, true
+			}
+		}
+	}
+	return nil, "", false
 }
 
 func chunkNonce(i uint32) []byte {
@@ -290,13 +424,13 @@ func (e *encrypted) tampered(key string, chunk int64, why string) error {
 // gets the exact stored size, so its multipart and short-source checks
 // keep working.
 func (e *encrypted) Put(ctx context.Context, key string, r io.Reader, size int64) error {
-	h, err := e.newHeader()
+	h, err := e.newHeader(ctx)
 	if err != nil {
 		return fmt.Errorf("%s: put %s: %w", e.r, key, err)
 	}
 	stored := int64(-1)
 	if size >= 0 {
-		if (size+encChunk-1)/encChunk > math.MaxUint32 {
+		if size/encChunk >= math.MaxUint32 {
 			return fmt.Errorf("%s: put %s: %d bytes is too large to encrypt", e.r, key, size)
 		}
 		stored = cipherSize(size)
@@ -384,7 +518,7 @@ func (e *encrypted) Get(ctx context.Context, key string) (io.ReadCloser, error) 
 	if err != nil {
 		return nil, err
 	}
-	o, err := e.newOpener(key, rc)
+	o, err := e.newOpener(ctx, key, rc)
 	if err != nil {
 		rc.Close()
 		return nil, err
@@ -408,14 +542,14 @@ type opener struct {
 	err    error
 }
 
-func (e *encrypted) newOpener(key string, rc io.ReadCloser) (*opener, error) {
+func (e *encrypted) newOpener(ctx context.Context, key string, rc io.ReadCloser) (*opener, error) {
 	src := bufio.NewReaderSize(rc, encChunk+encTag+1)
 	hb := make([]byte, encHeaderLen)
 	n, err := io.ReadFull(src, hb)
 	if err != nil && err != io.EOF && err != io.ErrUnexpectedEOF {
 		return nil, fmt.Errorf("%s: get %s: %w", e.r, key, err)
 	}
-	h, err := e.parseHeader(key, hb[:n])
+	h, err := e.parseHeader(ctx, key, hb[:n])
 	if err != nil {
 		return nil, err
 	}
@@ -476,8 +610,8 @@ func (o *opener) next() error {
 }
 
 // open decrypts a whole object held in memory (conditional reads).
-func (e *encrypted) open(key string, data []byte) ([]byte, error) {
-	o, err := e.newOpener(key, io.NopCloser(bytes.NewReader(data)))
+func (e *encrypted) open(ctx context.Context, key string, data []byte) ([]byte, error) {
+	o, err := e.newOpener(ctx, key, io.NopCloser(bytes.NewReader(data)))
 	if err != nil {
 		return nil, err
 	}
@@ -505,17 +639,22 @@ func (e *encrypted) ListAfter(ctx context.Context, prefix, startAfter string) ([
 }
 
 // plainSizes remembers the stored sizes of listed objects and reports
-// their plaintext sizes.
+// their plaintext sizes, leaving out keys.json and its lock file.
 func (e *encrypted) plainSizes(objs []ObjectInfo) []ObjectInfo {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	for i := range objs {
-		e.rememberLocked(objs[i].Key, objs[i].Size)
-		if p, ok := plainSize(objs[i].Size); ok {
-			objs[i].Size = p
+	out := objs[:0]
+	for _, o := range objs {
+		if o.Key == KeysObject || o.Key == KeysObject+".lock" {
+			continue // the wrapper's own (and the directory replica's lock beside it): no backup object
 		}
+		e.rememberLocked(o.Key, o.Size)
+		if p, ok := plainSize(o.Size); ok {
+			o.Size = p
+		}
+		out = append(out, o)
 	}
-	return objs
+	return out
 }
 
 // Delete implements Replica.
@@ -603,11 +742,11 @@ func (e *encrypted) readRangeOnce(ctx context.Context, rr rangeReader, key strin
 				return nil, err
 			}
 		}
-		return e.parseHeader(key, hb)
+		return e.parseHeader(ctx, key, hb)
 	}
 	psize, sizeOK := plainSize(stored)
 	lastChunk := max(0, (psize+encChunk-1)/encChunk-1)
-	if !sizeOK || off+n > psize {
+	if !sizeOK || n > psize || off > psize-n {
 		// A plaintext object or a wrong key is reported as such first.
 		if h == nil {
 			if h, err = readHeader(); err != nil {
@@ -635,7 +774,7 @@ func (e *encrypted) readRangeOnce(ctx context.Context, rr rangeReader, key strin
 		return nil, err
 	}
 	if withHeader {
-		if h, err = e.parseHeader(key, data[:encHeaderLen]); err != nil {
+		if h, err = e.parseHeader(ctx, key, data[:encHeaderLen]); err != nil {
 			return nil, err
 		}
 		data = data[encHeaderLen:]
@@ -675,7 +814,7 @@ func (e *encrypted) getVersioned(ctx context.Context, key string) ([]byte, strin
 	if err != nil {
 		return nil, "", err
 	}
-	plain, err := e.open(key, data)
+	plain, err := e.open(ctx, key, data)
 	if err != nil {
 		return nil, "", err
 	}
@@ -688,7 +827,7 @@ func (e *encrypted) putIf(ctx context.Context, key string, data []byte, ifVersio
 	if !ok {
 		return "", fmt.Errorf("%s: conditional writes are not supported", e.r)
 	}
-	h, err := e.newHeader()
+	h, err := e.newHeader(ctx)
 	if err != nil {
 		return "", fmt.Errorf("%s: put %s: %w", e.r, key, err)
 	}
@@ -726,7 +865,7 @@ func (u *unencrypted) ListAfter(ctx context.Context, prefix, startAfter string) 
 func (u *unencrypted) Delete(ctx context.Context, key string) error { return u.r.Delete(ctx, key) }
 
 func (u *unencrypted) check(key string, b []byte) error {
-	if bytes.HasPrefix(b, []byte(encMagic)) {
+	if bytes.HasPrefix(b, []byte(encMagicPrefix)) {
 		return fmt.Errorf("%s: object %s is encrypted: this replica was written with client-side encryption; give its key with %s: %w", u.r, key, keyHint, ErrEncrypted)
 	}
 	return nil
@@ -738,7 +877,7 @@ func (u *unencrypted) Get(ctx context.Context, key string) (io.ReadCloser, error
 		return nil, err
 	}
 	br := bufio.NewReader(rc)
-	head, err := br.Peek(len(encMagic))
+	head, err := br.Peek(len(encMagicPrefix))
 	if err != nil && err != io.EOF && err != bufio.ErrBufferFull {
 		rc.Close()
 		return nil, fmt.Errorf("%s: get %s: %w", u.r, key, err)

@@ -29,8 +29,8 @@ func TestEncryptionCLI(t *testing.T) {
 	if err := os.WriteFile(keyFile, []byte(b64+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	rawKeyFile := filepath.Join(tmp, "key.raw")
-	if err := os.WriteFile(rawKeyFile, key, 0o600); err != nil {
+	passFile := filepath.Join(tmp, "pass")
+	if err := os.WriteFile(passFile, []byte("passphrase: the CLI test's passphrase\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	otherFile := filepath.Join(tmp, "other")
@@ -65,7 +65,7 @@ func TestEncryptionCLI(t *testing.T) {
 			return err
 		}
 		n++
-		if !bytes.HasPrefix(b, []byte("TAILENC1")) || bytes.Contains(b, []byte("TAILEXP")) || bytes.Contains(b, []byte(`"id"`)) {
+		if !bytes.HasPrefix(b, []byte("TAILENC2")) || bytes.Contains(b, []byte("TAILEXP")) || bytes.Contains(b, []byte(`"id"`)) {
 			t.Errorf("%s is not encrypted", p)
 		}
 		return nil
@@ -74,10 +74,10 @@ func TestEncryptionCLI(t *testing.T) {
 		t.Fatalf("the export stored %d objects", n)
 	}
 
-	// With the key: from the file (base64 or raw) or the environment.
+	// With the key: from the file or the environment, alone or with others.
 	for i, c := range []cliCase{
 		{args: []string{"restore", "--replica", replica, "--to", filepath.Join(tmp, "r1"), "--encryption-key-file", keyFile}},
-		{args: []string{"restore", "--replica", replica, "--to", filepath.Join(tmp, "r2"), "--encryption-key-file", rawKeyFile}},
+		{args: []string{"restore", "--replica", replica, "--to", filepath.Join(tmp, "r2"), "--encryption-key-file", passFile, "--encryption-key-file", keyFile}},
 		{args: []string{"verify", "--replica", replica}, env: []string{"TAILER_ENCRYPTION_KEY=" + b64}},
 		{args: []string{"list", "--replica", replica}, env: []string{"TAILER_ENCRYPTION_KEY_FILE=" + keyFile}},
 	} {

@@ -194,8 +194,9 @@ func listAccounts(cmd *cobra.Command, r uploader.Replica, asJSON bool) error {
 }
 
 // keyProblem reports whether err comes from the encryption key (missing,
-// wrong, or given for a plaintext replica) rather than from one object, so
+// wrong, given for a plaintext replica, or the replica's keys.json is
+// unusable) rather than from one object, so
 // a command that lists damaged objects and goes on stops instead.
 func keyProblem(err error) bool {
-	return errors.Is(err, uploader.ErrEncrypted) || errors.Is(err, uploader.ErrWrongKey) || errors.Is(err, uploader.ErrNotEncrypted)
+	return errors.Is(err, uploader.ErrEncrypted) || errors.Is(err, uploader.ErrWrongKey) || errors.Is(err, uploader.ErrNotEncrypted) || errors.Is(err, uploader.ErrKeysFile)
 }

@@ -25,8 +25,8 @@ type globals struct {
 	endpoint  string
 	region    string
 	pathStyle string
-	s3Keys    s3Keys // static S3 credentials, see config.go
-	keyFile   string // --encryption-key-file
+	s3Keys    s3Keys   // static S3 credentials, see config.go
+	keyFiles  []string // --encryption-key-file, the first one writes
 }
 
 func newRootCmd() *cobra.Command {
@@ -57,7 +57,7 @@ Replica URLs:
 	pf.StringVar(&g.endpoint, "s3-endpoint", "", "S3 endpoint URL (overrides AWS_ENDPOINT_URL_S3 and the URL's ?endpoint=)")
 	pf.StringVar(&g.region, "s3-region", "", "S3 region (overrides AWS_REGION and the URL's ?region=)")
 	pf.StringVar(&g.pathStyle, "s3-path-style", "", "S3 path-style addressing: true or false (default: true when an endpoint is set)")
-	pf.StringVar(&g.keyFile, "encryption-key-file", "", "encrypt every object with AES-256-GCM before it leaves the machine, with the key in FILE (32 raw bytes or their base64; make one with 'head -c 32 /dev/urandom | base64 > key', keep a copy: without it nothing restores); or set "+envEncryptionKey+" to the base64 key")
+	pf.StringArrayVar(&g.keyFiles, "encryption-key-file", nil, "encrypt every object with AES-256-GCM before it leaves the machine, with the key in FILE: the base64 of 32 random bytes (make one with 'head -c 32 /dev/urandom | base64 > key'; keep a copy: without it nothing restores), or 'passphrase: ' and a passphrase of at least 12 characters; repeat it to rotate keys: the first encrypts, all decrypt; or set "+envEncryptionKey+" to one key")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return fmt.Errorf("%w (see '%s --help')", err, c.CommandPath())
 	})
@@ -130,60 +130,75 @@ func (g *globals) setup(cmd *cobra.Command, rawURL string) (*slog.Logger, upload
 			return log, nil, err
 		}
 	}
-	key, err := g.encryptionKey(log)
+	keys, err := g.encryptionKeys(log)
 	if err != nil {
 		return log, nil, err
 	}
-	if key == nil {
+	if keys == nil {
 		// Still wrapped: an encrypted object read without the key then
 		// says which flag is missing instead of looking corrupt.
 		return log, uploader.Unencrypted(r), nil
 	}
-	if r, err = uploader.Encrypted(r, key); err != nil {
+	if r, err = uploader.Encrypted(r, keys...); err != nil {
 		return log, nil, err
 	}
-	log.Debug("client-side encryption on", "replica", r.String(), "key_id", uploader.KeyID(key))
+	log.Debug("client-side encryption on", "replica", r.String(), "keys", len(keys), "write_key_is_passphrase", keys[0].IsPassphrase())
 	return log, r, nil
 }
 
-// envEncryptionKey holds the base64 encryption key, for deployments that
-// pass secrets as environment variables (a Kubernetes Secret).
+// envEncryptionKey holds an encryption key (base64, or "passphrase: …"),
+// for deployments that pass secrets as environment variables (a
+// Kubernetes Secret).
 const envEncryptionKey = "TAILER_ENCRYPTION_KEY"
 
-// encryptionKey reads the key from --encryption-key-file or
-// TAILER_ENCRYPTION_KEY; nil when neither is set. Its errors and logs
-// never contain key material.
-func (g *globals) encryptionKey(log *slog.Logger) ([]byte, error) {
+// encryptionKeys reads the keys from --encryption-key-file (each file one
+// key, the first one the write key) or TAILER_ENCRYPTION_KEY; nil when
+// neither is set. Its errors and logs never contain key material.
+func (g *globals) encryptionKeys(log *slog.Logger) ([]uploader.Key, error) {
 	env, hasEnv := lookupEnv(envEncryptionKey)
 	hasEnv = hasEnv && env != ""
 	switch {
-	case g.keyFile != "" && hasEnv:
+	case len(g.keyFiles) > 0 && hasEnv:
 		return nil, fmt.Errorf("both --encryption-key-file and %s are set: use one", envEncryptionKey)
-	case g.keyFile != "":
-		st, err := os.Stat(g.keyFile)
-		if err != nil {
-			return nil, fmt.Errorf("--encryption-key-file: %w", err)
-		}
-		if st.Mode().Perm()&0o077 != 0 {
-			log.Warn("the encryption key file is readable by other users: chmod 600 it", "file", g.keyFile)
-		}
-		b, err := os.ReadFile(g.keyFile)
-		if err != nil {
-			return nil, fmt.Errorf("--encryption-key-file: %w", err)
-		}
-		k, err := uploader.ParseKey(b)
-		if err != nil {
-			return nil, fmt.Errorf("--encryption-key-file %s: %w", g.keyFile, err)
-		}
-		return k, nil
 	case hasEnv:
 		k, err := uploader.ParseKey([]byte(env))
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", envEncryptionKey, err)
 		}
-		return k, nil
+		return []uploader.Key{k}, nil
 	}
-	return nil, nil
+	var keys []uploader.Key
+	for _, f := range g.keyFiles {
+		k, err := readKeyFile(log, f)
+		if err != nil {
+			return nil, err
+		}
+		keys = append(keys, k)
+	}
+	return keys, nil
+}
+
+// readKeyFile reads one --encryption-key-file.
+func readKeyFile(log *slog.Logger, name string) (uploader.Key, error) {
+	if name == "" {
+		return uploader.Key{}, errors.New("--encryption-key-file with an empty file name")
+	}
+	st, err := os.Stat(name)
+	if err != nil {
+		return uploader.Key{}, fmt.Errorf("--encryption-key-file: %w", err)
+	}
+	if st.Mode().Perm()&0o077 != 0 {
+		log.Warn("the encryption key file is readable by other users: chmod 600 it", "file", name)
+	}
+	b, err := os.ReadFile(name)
+	if err != nil {
+		return uploader.Key{}, fmt.Errorf("--encryption-key-file: %w", err)
+	}
+	k, err := uploader.ParseKey(b)
+	if err != nil {
+		return uploader.Key{}, fmt.Errorf("--encryption-key-file %s: %w", name, err)
+	}
+	return k, nil
 }
 
 // readsOnly lists the commands that only read a replica. For them a file
