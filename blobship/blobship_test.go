@@ -230,7 +230,10 @@ func TestShipperRun(t *testing.T) {
 
 func TestRestore(t *testing.T) {
 	ctx := context.Background()
-	key := randomBytes(9, uploader.KeyLen)
+	key, err := uploader.RawKey(randomBytes(9, uploader.KeyLen))
+	if err != nil {
+		t.Fatal(err)
+	}
 	plain := fileReplica(t)
 	r, err := uploader.Encrypted(plain, key)
 	if err != nil {

@@ -71,7 +71,10 @@ func TestSpellingsShareOneSpool(t *testing.T) {
 				wantPending(t, sb, "k")
 			}
 			// Encryption happens on upload: the wrapped replica has the same spool.
-			key := make([]byte, 32)
+			key, err := RawKey(make([]byte, 32))
+			if err != nil {
+				t.Fatal(err)
+			}
 			enc, err := Encrypted(b, key)
 			if err != nil {
 				t.Fatal(err)
