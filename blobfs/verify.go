@@ -61,6 +61,11 @@ type Result struct {
 	Why string
 }
 
+// maxLZ4Ratio bounds what one LZ4 block can expand to per compressed byte
+// (a match's length is extended by 255 per byte): an announced length
+// above it is corruption, refused before it is allocated.
+const maxLZ4Ratio = 255
+
 // Decode returns the payload of a blob file's bytes, as Stalwart's reader
 // does: the marker says how; a file ending in another byte is all payload
 // (unmarked true); an empty file is an empty payload.
@@ -77,6 +82,9 @@ func Decode(data []byte) (payload []byte, unmarked bool, err error) {
 			return nil, false, fmt.Errorf("LZ4 blob of %d bytes has no length prefix", len(data))
 		}
 		size := binary.LittleEndian.Uint32(body)
+		if uint64(size) > maxLZ4Ratio*uint64(len(body)-4)+maxLZ4Ratio {
+			return nil, false, fmt.Errorf("LZ4 blob of %d bytes announces %d: more than LZ4 can expand to (corrupt)", len(body)-4, size)
+		}
 		out := make([]byte, size)
 		n, err := lz4.UncompressBlock(body[4:], out)
 		if err != nil {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -125,5 +126,28 @@ func TestReady(t *testing.T) {
 		if got := tc.r.Ready(tc.mod, now, settle); got != tc.want {
 			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
 		}
+	}
+}
+
+// TestDecodeRefusesImpossibleLZ4Length: a damaged file's length prefix is
+// refused before it is allocated: a 9-byte file announcing 4 GiB must not
+// make the shipper or an export allocate 4 GiB.
+func TestDecodeRefusesImpossibleLZ4Length(t *testing.T) {
+	data := []byte{0xff, 0xff, 0xff, 0xff, 1, 2, 3, 4, MarkerLZ4}
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	_, _, err := Decode(data)
+	runtime.ReadMemStats(&after)
+	if err == nil || !strings.Contains(err.Error(), "more than LZ4 can expand to") {
+		t.Fatalf("Decode = %v, want the impossible length refused", err)
+	}
+	if got := after.TotalAlloc - before.TotalAlloc; got > 1<<20 {
+		t.Fatalf("Decode allocated %d bytes for a 9-byte file", got)
+	}
+	// A real compressed blob at a high ratio still decodes.
+	payload := make([]byte, 1<<20)
+	got, _, err := Decode(Encode(payload, true))
+	if err != nil || len(got) != len(payload) {
+		t.Fatalf("a 1 MiB run of zeros: %d bytes, %v", len(got), err)
 	}
 }

@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"github.com/pierrec/lz4/v4"
+
+	"github.com/tailer-backup/tailer/blobfs"
 )
 
 // Magic is the first byte of every file (after LZ4 decompression), before
@@ -237,8 +239,8 @@ func (c *countWriter) Write(p []byte) (int, error) {
 // Blob value markers: the last byte of every value in family t says how
 // the rest is stored (Stalwart's crates/store/src/dispatch/blob.rs).
 const (
-	MarkerNone byte = 0x00 // raw payload
-	MarkerLZ4  byte = 0xA1 // u32 LE uncompressed length, then one LZ4 block
+	MarkerNone = blobfs.MarkerNone // raw payload
+	MarkerLZ4  = blobfs.MarkerLZ4  // u32 LE uncompressed length, then one LZ4 block
 )
 
 // DecodeBlob turns a value of family t into the blob's bytes as Stalwart's
@@ -246,31 +248,10 @@ const (
 // its import expects: 0x00 drops the marker, 0xA1 decompresses the LZ4
 // block after the length prefix; an empty value is an empty blob; any other
 // last byte is returned as is (Stalwart logs BlobMissingMarker and does the
-// same), with unmarked set so the caller can count them.
+// same), with unmarked set so the caller can count them. It is the codec
+// of a filesystem blob store's files too (blobfs.Decode), one function.
 func DecodeBlob(v []byte) (blob []byte, unmarked bool, err error) {
-	if len(v) == 0 {
-		return v, false, nil
-	}
-	switch v[len(v)-1] {
-	case MarkerNone:
-		return v[:len(v)-1], false, nil
-	case MarkerLZ4:
-		body := v[:len(v)-1]
-		if len(body) < 4 {
-			return nil, false, fmt.Errorf("LZ4 blob value of %d bytes has no length prefix", len(v))
-		}
-		size := binary.LittleEndian.Uint32(body)
-		out := make([]byte, size)
-		n, err := lz4.UncompressBlock(body[4:], out)
-		if err != nil {
-			return nil, false, fmt.Errorf("decompress LZ4 blob (%d bytes, %d announced): %w", len(body)-4, size, err)
-		}
-		if uint32(n) != size {
-			return nil, false, fmt.Errorf("LZ4 blob decompressed to %d bytes, its prefix announces %d", n, size)
-		}
-		return out, false, nil
-	}
-	return v, true, nil
+	return blobfs.Decode(v)
 }
 
 // InRange reports whether Stalwart's exporter reads the key: it iterates
