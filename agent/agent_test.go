@@ -26,6 +26,24 @@ type writer struct {
 	n  int
 }
 
+// primaryAndBucket is the start of most agent tests: a temporary
+// directory holding a primary with txs transactions written (under
+// "primary") and a file replica (under "bucket").
+func primaryAndBucket(t *testing.T, txs int) (base, primary string, w *writer, rep uploader.Replica) {
+	t.Helper()
+	base = t.TempDir()
+	primary = filepath.Join(base, "primary")
+	w = newWriter(t, primary)
+	for i := 0; i < txs; i++ {
+		w.tx(t)
+	}
+	rep, err := uploader.Open(context.Background(), "file://"+filepath.Join(base, "bucket"), uploader.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return base, primary, w, rep
+}
+
 func newWriter(t *testing.T, dir string) *writer {
 	st, err := store.OpenWritable(dir, []string{"n", "l", "p", "t"}, true, func(o *grocksdb.Options) {
 		o.SetWriteBufferSize(64 << 10)
@@ -90,16 +108,7 @@ func waitShipped(t *testing.T, r uploader.Replica, seq uint64) {
 }
 
 func TestRunThenRestoreEqualsPrimary(t *testing.T) {
-	base := t.TempDir()
-	primary := filepath.Join(base, "primary")
-	w := newWriter(t, primary)
-	for i := 0; i < 50; i++ {
-		w.tx(t)
-	}
-	rep, err := uploader.Open(context.Background(), "file://"+filepath.Join(base, "bucket"), uploader.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	base, primary, w, rep := primaryAndBucket(t, 50)
 	a, err := agent.New(agent.Config{DB: primary, Scratch: filepath.Join(base, "scratch"), Replica: rep, Poll: 20 * time.Millisecond, Log: testLogger(t)})
 	if err != nil {
 		t.Fatal(err)

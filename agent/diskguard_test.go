@@ -48,17 +48,8 @@ func isWAL(name string) bool { return strings.HasSuffix(name, ".log") }
 // before the pause and after the new generation restores equal to the
 // primary.
 func TestDiskGuard(t *testing.T) {
-	base := t.TempDir()
-	primary := filepath.Join(base, "primary")
+	base, primary, w, rep := primaryAndBucket(t, 50)
 	scratch := filepath.Join(base, "scratch")
-	w := newWriter(t, primary)
-	for i := 0; i < 50; i++ {
-		w.tx(t)
-	}
-	rep, err := uploader.Open(context.Background(), "file://"+filepath.Join(base, "bucket"), uploader.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
 	const total = 100 << 30
 	var free atomic.Uint64
 	free.Store(total / 2)

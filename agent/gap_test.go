@@ -1,7 +1,6 @@
 package agent_test
 
 import (
-	"context"
 	"path/filepath"
 	"testing"
 	"time"
@@ -10,7 +9,6 @@ import (
 
 	"github.com/tailer-backup/tailer/agent"
 	"github.com/tailer-backup/tailer/internal/promtest"
-	"github.com/tailer-backup/tailer/uploader"
 )
 
 // TestGapFoundWithoutNewWrites: the store wrote and deleted the WAL
@@ -19,16 +17,7 @@ import (
 // can see the gap; it must start a new generation rather than wait, the
 // replica stuck behind, for a write that brings a batch.
 func TestGapFoundWithoutNewWrites(t *testing.T) {
-	base := t.TempDir()
-	primary := filepath.Join(base, "primary")
-	w := newWriter(t, primary)
-	for i := 0; i < 50; i++ {
-		w.tx(t)
-	}
-	rep, err := uploader.Open(context.Background(), "file://"+filepath.Join(base, "bucket"), uploader.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	base, primary, w, rep := primaryAndBucket(t, 50)
 	cfg := func(reg prometheus.Registerer) agent.Config {
 		// No pins: nothing bridges what the primary deletes while tailer is down.
 		return agent.Config{DB: primary, Scratch: filepath.Join(base, "scratch"), Replica: rep, Poll: 20 * time.Millisecond,

@@ -83,16 +83,7 @@ func (f *leaseFaults) addLate(s string) {
 // stops (reporting the expired lease), cancels the upload under way and
 // starts no other before the lease could be taken by another tailer.
 func TestLeaseLapseStopsUploads(t *testing.T) {
-	base := t.TempDir()
-	primary := filepath.Join(base, "primary")
-	w := newWriter(t, primary)
-	for i := 0; i < 50; i++ {
-		w.tx(t)
-	}
-	file, err := uploader.Open(context.Background(), "file://"+filepath.Join(base, "bucket"), uploader.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	base, primary, w, file := primaryAndBucket(t, 50)
 	rep := &leaseFaults{Replica: file}
 	// A wide margin: the check is about order (stop before the recorded
 	// expiry), not about how fast this machine is.

@@ -9,23 +9,13 @@ import (
 
 	"github.com/tailer-backup/tailer/agent"
 	"github.com/tailer-backup/tailer/internal/owned"
-	"github.com/tailer-backup/tailer/uploader"
 )
 
 // TestScratchIsPrivate: everything tailer creates in its scratch directory
 // holds links to, or copies of, the store's files (mail): the directories
 // are owned.DirMode, the files tailer writes owned.FileMode.
 func TestScratchIsPrivate(t *testing.T) {
-	base := t.TempDir()
-	primary := filepath.Join(base, "primary")
-	w := newWriter(t, primary)
-	for i := 0; i < 10; i++ {
-		w.tx(t)
-	}
-	rep, err := uploader.Open(context.Background(), "file://"+filepath.Join(base, "bucket"), uploader.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	base, primary, w, rep := primaryAndBucket(t, 10)
 	scratch := filepath.Join(base, "scratch")
 	a, err := agent.New(agent.Config{DB: primary, Scratch: scratch, Replica: rep, Poll: 20 * time.Millisecond, Log: testLogger(t)})
 	if err != nil {

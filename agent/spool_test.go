@@ -74,16 +74,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 // spool and continue the same generation: no new generation, and every
 // point restorable.
 func TestSpoolSurvivesRespelledURL(t *testing.T) {
-	base := t.TempDir()
-	primary := filepath.Join(base, "primary")
-	w := newWriter(t, primary)
-	for i := 0; i < 50; i++ {
-		w.tx(t)
-	}
-	rep, err := uploader.Open(context.Background(), "file://"+filepath.Join(base, "bucket"), uploader.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	base, primary, w, rep := primaryAndBucket(t, 50)
 	var down atomic.Bool
 	down.Store(true)
 	cfg := func(url string, reg prometheus.Registerer) agent.Config {
