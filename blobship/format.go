@@ -24,7 +24,10 @@ import (
 //	22      …     body: the file's bytes, stored or compressed
 //
 // The body is zstd-compressed only when that saves at least an eighth
-// (Stalwart's LZ4-compressed blobs barely shrink again). The checksum
+// (Stalwart's LZ4-compressed blobs barely shrink again) and the file is
+// at most maxZstdRatio × the compressed body + ratioSlack: a reader
+// refuses a larger announced length before allocating it, so an object
+// of a few bytes cannot make it allocate a gigabyte. The checksum
 // covers the file's bytes, so a damaged object is caught whatever its
 // encoding and before Stalwart's own check (the BLAKE3 name) is applied.
 // Encryption, like for every other object, is the replica's
@@ -43,6 +46,14 @@ var magic = [4]byte{'T', 'B', 'L', 'B'}
 // header cannot make Decode allocate without limit. Stalwart's default
 // message size limit is 75 MB; 1 GiB leaves room for any configuration.
 const MaxBlobSize = 1 << 30
+
+// maxZstdRatio and ratioSlack bound the expansion of a zstd body (as in
+// segments): real mail compresses far less; a file that would compress
+// more is stored as is.
+const (
+	maxZstdRatio = 128
+	ratioSlack   = 64 << 10
+)
 
 // decoderMinMemory is the least memory the zstd decoder may use: a frame's
 // window can be larger than its content (the encoder's window is 8 MiB).
@@ -71,7 +82,7 @@ func NewEncoder() (*Encoder, error) {
 func (e *Encoder) Encode(file []byte) []byte {
 	z := e.zw.EncodeAll(file, make([]byte, 0, len(file)/2))
 	body, enc := file, byte(encStored)
-	if len(z) <= len(file)-len(file)/8 {
+	if len(z) <= len(file)-len(file)/8 && uint64(len(file)) <= maxZstdRatio*uint64(len(z))+ratioSlack {
 		body, enc = z, encZstd
 	}
 	out := make([]byte, headerLen, headerLen+len(body))
@@ -102,6 +113,9 @@ func Decode(name string, obj []byte) ([]byte, error) {
 	case encStored:
 		file = body
 	case encZstd:
+		if size > maxZstdRatio*uint64(len(body))+ratioSlack {
+			return nil, fmt.Errorf("%w: %s announces %d bytes from %d compressed, more than a blob object expands to", ErrFormat, name, size, len(body))
+		}
 		zr, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(max(2*size, decoderMinMemory)))
 		if err != nil {
 			return nil, fmt.Errorf("zstd decoder: %w", err)
