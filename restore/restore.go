@@ -73,17 +73,17 @@ type Result struct {
 	// Partial is set when the restore stopped short of the target because
 	// the chain is broken (only with Options.AllowPartial): the store is
 	// exactly the source's state at Seq, but not the state asked for.
-	Partial     bool
-	Segments    int
-	Batches     int
-	Keys        uint64              // keys loaded from the export
-	Downloaded  int64               // bytes fetched from the replica
-	Families    []segment.FamilySum // with Options.Digests
+	Partial    bool
+	Segments   int
+	Batches    int
+	Keys       uint64              // keys loaded from the export
+	Downloaded int64               // bytes fetched from the replica
+	Families   []segment.FamilySum // with Options.Digests
 	// CapturedUnixMs is the restored point's time: the capture time of
 	// the last batch replayed, or the base export's time without replay.
 	CapturedUnixMs int64
 	// Blobs is what the blob restore did (with Options.Blobs).
-	Blobs *BlobResult
+	Blobs       *BlobResult
 	Took        time.Duration
 	DownloadDur time.Duration
 	LoadDur     time.Duration
