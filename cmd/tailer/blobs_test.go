@@ -48,3 +48,18 @@ func TestRestoreBlobsCLI(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) { checkFailure(t, c) })
 	}
 }
+
+// TestVerifyBlobsCLI: verify prints the blob summary, and a missing blob
+// fails it naming the blob object.
+func TestVerifyBlobsCLI(t *testing.T) {
+	rep := replicatest.Build(t, blobSpec)
+	code, out, errs := runTailer(t, cliCase{args: []string{"verify", "--replica", rep.URL}})
+	if code != 0 || !strings.Contains(out, fmt.Sprintf("blobs: %d objects", len(rep.BlobFiles))) {
+		t.Fatalf("exit %d\n%s\n%s", code, out, errs)
+	}
+	newest := rep.Batches[len(rep.Batches)-1].Last
+	lost := layout.BlobKey(rep.BlobsAt[newest][0])
+	rep.Delete(t, lost)
+	checkFailure(t, cliCase{args: []string{"verify", "--replica", rep.URL}, want: []string{"verify found 1 problem"},
+		stdout: []string{"BAD   " + lost + ": missing: referenced by"}})
+}
