@@ -34,6 +34,12 @@ the segments after it. With both, whichever keeps more wins. The newest
 export and its chain are never deleted, nor is a generation 'tailer run'
 has just started.
 
+For a filesystem blob store (blobs/), each export's blob manifest goes with
+its export, and a blob only when no kept export's manifest and no kept
+segment references it and it is older than a day (it may belong to a
+segment still on its way): a blob a kept point needs stays, even long
+after Stalwart purged it.
+
 It is safe while 'tailer run' ships and while restores of retained points
 read the replica. Every deletion is logged; --dry-run only reports.`,
 		Example: `  # keep a week; show first what would go
@@ -90,8 +96,12 @@ func printPrune(w io.Writer, url string, rep retention.Report, verbose bool) {
 	if rep.Objects == 0 {
 		fmt.Fprintf(w, "%s: nothing to delete\n", url)
 	} else {
-		fmt.Fprintf(w, "%s: %s %d objects, %s: %d generations whole, %d exports, %d segments\n", url, verb, rep.Objects,
+		fmt.Fprintf(w, "%s: %s %d objects, %s: %d generations whole, %d exports, %d segments", url, verb, rep.Objects,
 			progress.HumanBytes(rep.Bytes), len(rep.GenerationsDeleted), kinds[retention.KindExport], kinds[retention.KindSegment])
+		if n, b := kinds[retention.KindManifest], kinds[retention.KindBlob]; n+b > 0 {
+			fmt.Fprintf(w, ", %d blob manifests, %d blobs", n, b)
+		}
+		fmt.Fprintln(w)
 	}
 	if rep.Oldest.Generation != "" {
 		fmt.Fprintf(w, "oldest restorable point kept: generation %s, export at seq %d taken %s (%s)\n", rep.Oldest.Generation,
