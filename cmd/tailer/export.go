@@ -2,8 +2,8 @@ package main
 
 import (
 	"fmt"
-	"os"
 	"github.com/tailer-backup/tailer/internal/progress"
+	"os"
 	"time"
 
 	"github.com/spf13/cobra"
