@@ -63,3 +63,16 @@ func TestVerifyBlobsCLI(t *testing.T) {
 	checkFailure(t, cliCase{args: []string{"verify", "--replica", rep.URL}, want: []string{"verify found 1 problem"},
 		stdout: []string{"BAD   " + lost + ": missing: referenced by"}})
 }
+
+// TestListBlobsCLI: list shows the blob objects' count and size.
+func TestListBlobsCLI(t *testing.T) {
+	rep := replicatest.Build(t, blobSpec)
+	code, out, errs := runTailer(t, cliCase{args: []string{"list", "--replica", rep.URL}})
+	if code != 0 || !strings.Contains(out, fmt.Sprintf("blobs: %d objects, ", len(rep.BlobFiles))) {
+		t.Fatalf("exit %d\n%s\n%s", code, out, errs)
+	}
+	plain := replicatest.Build(t, replicatest.Spec{Tx: 4})
+	if _, out, _ := runTailer(t, cliCase{args: []string{"list", "--replica", plain.URL}}); strings.Contains(out, "blobs:") {
+		t.Fatalf("a replica without blobs lists blobs:\n%s", out)
+	}
+}
