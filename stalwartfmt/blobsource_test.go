@@ -13,7 +13,9 @@ import (
 	"github.com/tailer-backup/tailer/bloblink"
 	"github.com/tailer-backup/tailer/blobship"
 	"github.com/tailer-backup/tailer/internal/layout"
+	"github.com/tailer-backup/tailer/internal/replicatest"
 	"github.com/tailer-backup/tailer/internal/store"
+	"github.com/tailer-backup/tailer/restore"
 	"github.com/tailer-backup/tailer/stalwartfmt"
 	"github.com/tailer-backup/tailer/uploader"
 )
@@ -113,6 +115,36 @@ func TestExportBlobSource(t *testing.T) {
 			if want := i < 2; ok != want || want && !bytes.Equal(v, p) {
 				t.Errorf("%s: blob %d exported %v (%d bytes), want %v", name, i, ok, len(v), want)
 			}
+		}
+	}
+}
+
+// TestExportRestoreBlobs: restore --format stalwart of a replica of a
+// filesystem blob store exports the point's blobs from blobs/.
+func TestExportRestoreBlobs(t *testing.T) {
+	rep := replicatest.Build(t, replicatest.Spec{Tx: 10, PerSegment: 4, Blobs: true})
+	seq := rep.Batches[6].Last
+	out := filepath.Join(t.TempDir(), "out")
+	_, sum, err := stalwartfmt.ExportRestore(context.Background(), restore.Options{Replica: rep.R, Target: restore.Target{Seq: seq, HasSeq: true}}, out, stalwartfmt.Options{Log: testLog(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dump, err := readDump(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[blobfs.Hash][]byte{}
+	for _, rec := range dump['t'].Records {
+		got[blobfs.Hash(rec.Key)] = rec.Value
+	}
+	want := rep.BlobsAt[seq]
+	if sum.SourcedBlobs != uint64(len(want)) || sum.MissingBlobs != 0 || len(got) != len(want) {
+		t.Fatalf("%d blobs from the replica, %d missing, %d exported; want %d", sum.SourcedBlobs, sum.MissingBlobs, len(got), len(want))
+	}
+	for _, h := range want {
+		payload, _, err := blobfs.Decode(rep.BlobFiles[h])
+		if err != nil || !bytes.Equal(got[h], payload) {
+			t.Fatalf("blob %s exported as %d bytes, want its %d-byte payload (%v)", h, len(got[h]), len(payload), err)
 		}
 	}
 }

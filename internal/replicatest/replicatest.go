@@ -340,6 +340,9 @@ func (rep *Replica) blobTx(t testing.TB, st *store.Store, i int) func(*grocksdb.
 	rep.put(t, layout.BlobKey(h), enc.Encode(file))
 	k := st.Handle(bloblink.Family)
 	return func(wb *grocksdb.WriteBatch) {
+		if i == 1 {
+			wb.PutCF(st.Handle("p"), []byte{0}, []byte{0, 0, 0, 6}) // Stalwart's schema version, for --format stalwart
+		}
 		wb.PutCF(k, bloblink.CommitKey(h), nil)
 		wb.PutCF(k, bloblink.DocumentKey(h, 7, 0, uint32(i)), nil)
 		if i%4 == 0 && i > 2 {
