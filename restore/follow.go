@@ -314,7 +314,7 @@ func (f *follower) rebuild(ctx context.Context, gen, why string) error {
 		f.st = nil
 	}
 	f.state = followState{Replica: f.opts.Replica.String(), Generation: res.Generation, Identity: id, SourceSeq: res.Seq, LocalSeq: s0,
-		BlobsDir: f.blobs.dirName()}
+		BlobsDir: f.blobs.dirName(), BlobsDepth: f.blobs.depth()}
 	f.blobs.rebuilt(res.CapturedUnixMs)
 	if err := writeState(f.p.state, f.state); err != nil {
 		return &fatalError{err}

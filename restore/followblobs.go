@@ -67,6 +67,14 @@ func (b *followBlobs) dirName() string {
 	return b.dir
 }
 
+// depth is the directory's layout depth, recorded in the state.
+func (b *followBlobs) depth() int {
+	if b == nil {
+		return 0
+	}
+	return b.r.layout.Levels
+}
+
 // claim makes the blob directory the standby's on a first start: it must
 // not exist or be empty.
 func (b *followBlobs) claim() error {
@@ -92,9 +100,11 @@ func (b *followBlobs) resume(s *followState) error {
 		if err := b.claim(); err != nil { // a standby that kept no blobs until now
 			return err
 		}
-		s.BlobsDir = b.dir
+		s.BlobsDir, s.BlobsDepth = b.dir, b.r.layout.Levels
 	case s.BlobsDir != b.dir:
 		return fmt.Errorf("%w: this standby keeps its blobs in %s, not %s: give that directory (or follow into a new directory)", ErrBlobDir, s.BlobsDir, b.dir)
+	case s.BlobsDepth != b.r.layout.Levels:
+		return fmt.Errorf("%w: this standby's blobs in %s are laid out with depth %d, not %d: give the same depth (or follow into a new directory)", ErrBlobDir, b.dir, s.BlobsDepth, b.r.layout.Levels)
 	case !s.BlobsSynced:
 		b.log.Warn("the follower did not stop cleanly: checking every blob the standby references", "dir", b.dir)
 		b.full = true

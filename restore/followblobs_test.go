@@ -81,7 +81,7 @@ func TestFollowKeepsBlobsCurrent(t *testing.T) {
 		t.Fatalf("state after a clean stop: %+v, %v", s, err)
 	}
 
-	for name, o := range map[string]*BlobOptions{"without": nil, "another": {Dir: filepath.Join(dir, "other"), Depth: 2}} {
+	for name, o := range map[string]*BlobOptions{"without": nil, "another": {Dir: filepath.Join(dir, "other"), Depth: 2}, "another depth": {Dir: l.Root, Depth: 3}} {
 		bad := opts
 		bad.Blobs = o
 		fw := startFollowWith(t, bad)

@@ -44,6 +44,7 @@ type followState struct {
 	// directory held every blob the standby referenced then; after a
 	// crash it is false and the next start checks the whole set.
 	BlobsDir    string    `json:"blobs_dir,omitempty"`
+	BlobsDepth  int       `json:"blobs_depth,omitempty"` // its layout's depth (levels)
 	BlobsSynced bool      `json:"blobs_synced,omitempty"`
 	Updated     time.Time `json:"updated"`
 }
