@@ -140,3 +140,35 @@ func TestRead(t *testing.T) {
 		t.Fatalf("Read of a store without k = %v, %v", refs, err)
 	}
 }
+
+// TestReadHashes reads the links of chosen blobs only.
+func TestReadHashes(t *testing.T) {
+	st, err := store.OpenWritable(t.TempDir(), []string{"k"}, true, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	wo := grocksdb.NewDefaultWriteOptions()
+	defer wo.Destroy()
+	a, b, c := hashOf("a"), hashOf("b"), hashOf("c")
+	for _, k := range [][]byte{CommitKey(a), DocumentKey(a, 1, 0, 1), CommitKey(b), TemporaryKey(b, 2, 99), CommitKey(c), DocumentKey(c, 3, 0, 3)} {
+		if err := st.DB.PutCF(wo, st.Handle("k"), k, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	gone := hashOf("purged")
+	refs, err := ReadHashes(context.Background(), st, []blobfs.Hash{c, gone, b, c})
+	if err != nil || len(refs) != 2 {
+		t.Fatalf("ReadHashes = %+v, %v", refs, err)
+	}
+	byHash := map[blobfs.Hash]Ref{refs[0].Hash: refs[0], refs[1].Hash: refs[1]}
+	if r := byHash[c]; !r.Committed || r.Documents != 1 || r.Owner != 3 {
+		t.Fatalf("c: %+v", r)
+	}
+	if r := byHash[b]; !r.Committed || r.Temporaries != 1 || r.LatestUntil != 99 {
+		t.Fatalf("b: %+v", r)
+	}
+	if _, ok := byHash[a]; ok {
+		t.Fatal("a blob not asked for was read")
+	}
+}

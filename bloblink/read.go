@@ -1,11 +1,14 @@
 package bloblink
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"slices"
 
 	"github.com/linxGnu/grocksdb"
 
+	"github.com/tailer-backup/tailer/blobfs"
 	"github.com/tailer-backup/tailer/internal/store"
 )
 
@@ -43,4 +46,41 @@ func Read(ctx context.Context, st *store.Store, snap *grocksdb.Snapshot) (refs [
 		return nil, 0, fmt.Errorf("read family k: %w", err)
 	}
 	return c.Refs(), c.Short, nil
+}
+
+// ReadHashes returns what family k of st says now about each of hashes
+// (in any order; duplicates folded), in hash order: the links of only
+// those blobs, for a follower that learnt from a batch which blobs were
+// just committed. A hash with no key left (purged meanwhile) is left out.
+func ReadHashes(ctx context.Context, st *store.Store, hashes []blobfs.Hash) ([]Ref, error) {
+	h := st.Handle(Family)
+	if h == nil || len(hashes) == 0 {
+		return nil, nil
+	}
+	hs := slices.Clone(hashes)
+	slices.SortFunc(hs, func(a, b blobfs.Hash) int { return bytes.Compare(a[:], b[:]) })
+	hs = slices.Compact(hs)
+	ro := grocksdb.NewDefaultReadOptions()
+	defer ro.Destroy()
+	it := st.DB.NewIteratorCF(ro, h)
+	defer it.Close()
+	var c Collector
+	for i, hash := range hs {
+		if i%256 == 0 && ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		for it.Seek(hash[:]); it.Valid(); it.Next() {
+			key := it.Key().Data()
+			if !bytes.HasPrefix(key, hash[:]) {
+				break
+			}
+			if err := c.Add(key); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if err := it.Err(); err != nil {
+		return nil, fmt.Errorf("read family k: %w", err)
+	}
+	return c.Refs(), nil
 }

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -319,5 +320,64 @@ func TestRestore(t *testing.T) {
 	}
 	if got, _ := os.ReadFile(victim); string(got) != "operator's file" {
 		t.Fatal("the foreign file was overwritten")
+	}
+}
+
+// TestRestoreWorkersNoList restores many blobs with several workers, with
+// and without the listing: the same blobs land, a missing one is reported
+// the same way, progress counts every ref, and directories are private.
+func TestRestoreWorkersNoList(t *testing.T) {
+	ctx := context.Background()
+	r := fileReplica(t)
+	src := newStore(t, 2)
+	sh, err := NewShipper(ctx, ShipperOptions{Layout: src.l, Replica: r})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var refs []bloblink.Ref
+	for i := range 50 {
+		e := src.put([]byte(fmt.Sprintf("message %d", i)), i%3 == 0)
+		if _, err := sh.Offer(ctx, e); err != nil {
+			t.Fatal(err)
+		}
+		refs = append(refs, bloblink.Ref{Hash: e.Hash, Committed: true, Documents: 1, Owner: uint32(i), HasOwner: true})
+	}
+	lost := blobfs.Sum([]byte("lost"))
+	refs = append(refs, bloblink.Ref{Hash: lost, Committed: true, Documents: 1, Owner: 9, HasOwner: true})
+	for _, noList := range []bool{false, true} {
+		dst, _ := blobfs.NewLayout(filepath.Join(t.TempDir(), "restored"), 2)
+		var calls atomic.Int64
+		var last atomic.Int64
+		rep, err := Restore(ctx, RestoreOptions{Replica: r, Layout: dst, Refs: refs, Workers: 4, NoList: noList,
+			Progress: func(done, total int64) {
+				calls.Add(1)
+				if total != int64(len(refs)) {
+					t.Errorf("progress total %d", total)
+				}
+				for {
+					old := last.Load()
+					if done <= old || last.CompareAndSwap(old, done) {
+						break
+					}
+				}
+			}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rep.Written != 50 || len(rep.Missing) != 1 || rep.Missing[0].Hash != lost || rep.Missing[0].Why != "not in the replica" {
+			t.Fatalf("noList %v: report %+v", noList, rep)
+		}
+		if calls.Load() != int64(len(refs)) || last.Load() != int64(len(refs)) {
+			t.Fatalf("noList %v: %d progress calls, last %d", noList, calls.Load(), last.Load())
+		}
+		for _, ref := range refs[:50] {
+			if res, err := blobfs.Verify(dst.Path(ref.Hash), ref.Hash); err != nil || res.Status != blobfs.Complete {
+				t.Fatalf("blob %s: %+v %v", ref.Hash, res, err)
+			}
+		}
+		st, err := os.Stat(filepath.Dir(dst.Path(refs[0].Hash)))
+		if err != nil || st.Mode().Perm() != 0o700 {
+			t.Fatalf("blob directory mode %v, %v", st.Mode(), err)
+		}
 	}
 }

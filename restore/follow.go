@@ -40,6 +40,10 @@ type FollowOptions struct {
 	// Registry, if set, receives the follower's metrics
 	// (tailer_follow_*).
 	Registry prometheus.Registerer
+	// Blobs, if set, keeps Stalwart's filesystem blob store for the
+	// standby in Blobs.Dir (see followBlobs): new or empty the first
+	// time, the standby's blob directory afterwards.
+	Blobs *BlobOptions
 }
 
 // FollowStatus is where a follower stands.
@@ -54,6 +58,11 @@ type FollowStatus struct {
 	CapturedUnixMs int64
 	Batches        int // batches applied since Follow started
 	Rebuilds       int // stores built from an export since Follow started (the first one included)
+	// BlobsWritten counts blob files written since Follow started;
+	// BlobsMissing is the number of blobs the standby references that the
+	// replica does not hold (with FollowOptions.Blobs).
+	BlobsWritten int
+	BlobsMissing int
 }
 
 // holeGrace is how long a chain that stops short (the segment after the
@@ -108,6 +117,11 @@ func Follow(ctx context.Context, opts FollowOptions) (FollowStatus, error) {
 		return FollowStatus{}, fmt.Errorf("standby directory %s: %w", opts.To, err)
 	}
 	f := &follower{opts: opts, p: pathsFor(dir, opts.Work), log: log, bad: map[string]layout.Object{}, m: newFollowMetrics(opts.Registry)}
+	if opts.Blobs != nil {
+		if f.blobs, err = newFollowBlobs(*opts.Blobs, dir, opts.Replica, log); err != nil {
+			return FollowStatus{}, err
+		}
+	}
 	unlock, err := lockFollower(f.p)
 	if err != nil {
 		return FollowStatus{}, err
@@ -176,6 +190,8 @@ type follower struct {
 	lastErr   string    // the last transient error reported, so a long outage logs once
 	lastInfo  time.Time // the last periodic progress line
 	infoFrom  int       // Batches at that line
+
+	blobs *followBlobs // nil without FollowOptions.Blobs
 }
 
 // fatalError is a failure retrying cannot fix: the standby itself cannot
@@ -200,8 +216,13 @@ func (f *follower) start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	ownBlobs := false // the blob directory is this standby's already
 	if found {
 		f.state = state
+		ownBlobs = state.BlobsDir != "" && state.BlobsDir == f.blobs.dirName()
+		if err := f.blobs.resume(&f.state); err != nil {
+			return err
+		}
 		err := f.finishSwap()
 		if err == nil {
 			return f.openStore(false)
@@ -220,6 +241,11 @@ func (f *follower) start(ctx context.Context) error {
 	}
 	if _, err := checkTarget(f.p.dir); err != nil {
 		return fmt.Errorf("%w; it has no %s, so it is no standby tailer built: follow into a new or empty directory", err, filepath.Base(f.p.state))
+	}
+	if !ownBlobs {
+		if err := f.blobs.claim(); err != nil {
+			return err
+		}
 	}
 	return f.rebuild(ctx, "", "first restore")
 }
@@ -287,7 +313,9 @@ func (f *follower) rebuild(ctx context.Context, gen, why string) error {
 		f.st.Close() // consistent at a batch boundary; replaced below
 		f.st = nil
 	}
-	f.state = followState{Replica: f.opts.Replica.String(), Generation: res.Generation, Identity: id, SourceSeq: res.Seq, LocalSeq: s0}
+	f.state = followState{Replica: f.opts.Replica.String(), Generation: res.Generation, Identity: id, SourceSeq: res.Seq, LocalSeq: s0,
+		BlobsDir: f.blobs.dirName(), BlobsDepth: f.blobs.depth()}
+	f.blobs.rebuilt(res.CapturedUnixMs)
 	if err := writeState(f.p.state, f.state); err != nil {
 		return &fatalError{err}
 	}
@@ -366,6 +394,7 @@ func (f *follower) openStore(fresh bool) error {
 	f.st = st
 	f.pos = f.state.SourceSeq + (latest - f.state.LocalSeq)
 	f.state.Stopped, f.state.StoppedSeq = false, 0
+	f.state.BlobsSynced = false // from now on the blob directory may lag until the next clean stop
 	if err := writeState(f.p.state, f.state); err != nil {
 		return &fatalError{err}
 	}
@@ -422,6 +451,22 @@ func (f *follower) loop(ctx context.Context) error {
 // listing is narrow when it can be (see listNew); when that view cannot
 // continue the chain, the step is redone on a full listing.
 func (f *follower) step(ctx context.Context) error {
+	err := f.stepStore(ctx)
+	if f.blobs != nil && f.st != nil && ctx.Err() == nil {
+		before := f.status
+		berr := f.blobs.sync(ctx, f.st, &f.status)
+		if f.status != before {
+			f.progress()
+		}
+		if err == nil {
+			err = berr
+		}
+	}
+	return err
+}
+
+// stepStore is step's part on the store.
+func (f *follower) stepStore(ctx context.Context) error {
 	full := f.known == nil || time.Since(f.lastFull) >= fullListEvery
 	for {
 		var gens []layout.Generation
@@ -575,7 +620,14 @@ func (f *follower) apply(ctx context.Context, g layout.Generation, segs []layout
 	if len(files.segments) == 0 {
 		return ferr
 	}
-	rep, err := replay(ctx, f.st, files, f.pos, reach, replayOptions{wal: true}, f.log)
+	ro := replayOptions{wal: true}
+	if f.blobs != nil {
+		ro.commits = f.blobs.committed
+	}
+	rep, err := replay(ctx, f.st, files, f.pos, reach, ro, f.log)
+	if rep.batches > 0 && f.blobs != nil {
+		f.blobs.applied(rep.captured)
+	}
 	if rep.batches > 0 {
 		f.pos = rep.seq
 		f.status.Seq, f.status.Batches, f.status.CapturedUnixMs = f.pos, f.status.Batches+rep.batches, rep.captured
@@ -634,6 +686,7 @@ func (f *follower) stop() error {
 		return err
 	}
 	f.state.Stopped, f.state.StoppedSeq = true, f.st.DB.GetLatestSequenceNumber()
+	f.state.BlobsSynced = f.blobs.synced()
 	if err := writeState(f.p.state, f.state); err != nil {
 		return err
 	}

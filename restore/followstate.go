@@ -37,9 +37,16 @@ type followState struct {
 	// Stopped is set by a clean stop, with the standby's latest sequence
 	// number then: a different one at the next start means something else
 	// (Stalwart, after a promotion) wrote to it.
-	Stopped    bool      `json:"stopped"`
-	StoppedSeq uint64    `json:"stopped_local_seq"`
-	Updated    time.Time `json:"updated"`
+	Stopped    bool   `json:"stopped"`
+	StoppedSeq uint64 `json:"stopped_local_seq"`
+	// BlobsDir is the standby's blob directory (FollowOptions.Blobs), ""
+	// when it keeps none. BlobsSynced, written by a clean stop, says the
+	// directory held every blob the standby referenced then; after a
+	// crash it is false and the next start checks the whole set.
+	BlobsDir    string    `json:"blobs_dir,omitempty"`
+	BlobsDepth  int       `json:"blobs_depth,omitempty"` // its layout's depth (levels)
+	BlobsSynced bool      `json:"blobs_synced,omitempty"`
+	Updated     time.Time `json:"updated"`
 }
 
 // readState reads the state file; found is false when there is none.

@@ -9,6 +9,8 @@ import (
 
 	"github.com/linxGnu/grocksdb"
 
+	"github.com/tailer-backup/tailer/blobfs"
+	"github.com/tailer-backup/tailer/bloblink"
 	"github.com/tailer-backup/tailer/internal/store"
 	"github.com/tailer-backup/tailer/internal/wbatch"
 	"github.com/tailer-backup/tailer/segment"
@@ -35,6 +37,10 @@ type replayOptions struct {
 	// derives its position from the sequence number RocksDB recovers,
 	// which only the WAL makes exact.
 	wal bool
+	// commits, if set, hears the hash of every blob commit key (a put of
+	// a bare hash in family k) of each batch applied: a follower fetches
+	// those blobs after the step.
+	commits func(blobfs.Hash)
 }
 
 // walBatchHook, when a test sets it, runs after each batch a follower
@@ -61,6 +67,7 @@ func replay(ctx context.Context, st *store.Store, files *fetched, base, target u
 		if err != nil {
 			return out, fmt.Errorf("%s: %w", name, err)
 		}
+		kID, hasK := familyID(seg.Header().Families, bloblink.Family)
 		for {
 			b, err := seg.NextBatch()
 			if errors.Is(err, io.EOF) {
@@ -103,6 +110,11 @@ func replay(ctx context.Context, st *store.Store, files *fetched, base, target u
 			}
 			out.seq, out.captured = last, b.CaptureUnixMs
 			out.batches++
+			if o.commits != nil && hasK {
+				if err := commitKeys(b.Data, kID, o.commits); err != nil {
+					return out, fmt.Errorf("%s: batch %d: %w", name, h.Seq, err)
+				}
+			}
 			if o.wal && walBatchHook != nil {
 				walBatchHook(out.batches)
 			}
@@ -135,4 +147,25 @@ func idMap(st *store.Store, fams []segment.Family) (func(uint32) (uint32, error)
 		}
 		return n, nil
 	}, nil
+}
+
+// familyID returns the id a segment's family table gives name.
+func familyID(fams []segment.Family, name string) (uint32, bool) {
+	for _, f := range fams {
+		if f.Name == name {
+			return f.ID, true
+		}
+	}
+	return 0, false
+}
+
+// commitKeys calls fn with the hash of every blob commit key the batch
+// puts into family kID.
+func commitKeys(data []byte, kID uint32, fn func(blobfs.Hash)) error {
+	return wbatch.Each(data, func(r wbatch.Record) error {
+		if r.Op == wbatch.OpPut && r.CF == kID && len(r.Key) == blobfs.HashLen {
+			fn(blobfs.Hash(r.Key))
+		}
+		return nil
+	})
 }

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tailer-backup/tailer/blobfs"
 	"github.com/tailer-backup/tailer/internal/catalog"
 	"github.com/tailer-backup/tailer/internal/layout"
 	"github.com/tailer-backup/tailer/internal/owned"
@@ -46,7 +47,14 @@ type Options struct {
 	// where it stopped and why. Without it such a restore fails before
 	// anything is written, naming the object.
 	AllowPartial bool
-	Log          *slog.Logger
+	// Blobs, if set, also restores Stalwart's filesystem blob store into
+	// Blobs.Dir once the store is complete: every blob the restored
+	// store's family k references (Result.Blobs). A required blob the
+	// replica lacks does not fail Run (the store is good; the caller
+	// decides from Result.Blobs.Report); a failure to read the replica or
+	// write the directory does, and removes both.
+	Blobs *BlobOptions
+	Log   *slog.Logger
 	// Progress, if set, is called as the restore advances, so a command
 	// can show bytes, rate and ETA: phase "download" counts bytes fetched
 	// against the plan's object sizes, phase "load" keys ingested against
@@ -65,12 +73,17 @@ type Result struct {
 	// Partial is set when the restore stopped short of the target because
 	// the chain is broken (only with Options.AllowPartial): the store is
 	// exactly the source's state at Seq, but not the state asked for.
-	Partial     bool
-	Segments    int
-	Batches     int
-	Keys        uint64              // keys loaded from the export
-	Downloaded  int64               // bytes fetched from the replica
-	Families    []segment.FamilySum // with Options.Digests
+	Partial    bool
+	Segments   int
+	Batches    int
+	Keys       uint64              // keys loaded from the export
+	Downloaded int64               // bytes fetched from the replica
+	Families   []segment.FamilySum // with Options.Digests
+	// CapturedUnixMs is the restored point's time: the capture time of
+	// the last batch replayed, or the base export's time without replay.
+	CapturedUnixMs int64
+	// Blobs is what the blob restore did (with Options.Blobs).
+	Blobs       *BlobResult
 	Took        time.Duration
 	DownloadDur time.Duration
 	LoadDur     time.Duration
@@ -94,6 +107,15 @@ func Run(ctx context.Context, opts Options) (res Result, err error) {
 	}
 	if _, err := checkTarget(opts.To); err != nil {
 		return Result{}, err
+	}
+	var blobLayout blobfs.Layout
+	if opts.Blobs != nil {
+		if blobLayout, err = opts.Blobs.layout(); err != nil {
+			return Result{}, err
+		}
+		if err := checkBlobDir(opts.Blobs.Dir, opts.To); err != nil {
+			return Result{}, err
+		}
 	}
 	gens, _, err := catalog.List(ctx, opts.Replica, nil)
 	if err != nil {
@@ -132,12 +154,16 @@ func Run(ctx context.Context, opts Options) (res Result, err error) {
 		return Result{}, err
 	}
 	var st *store.Store
+	blobsClaimed, blobsCreated := false, false
 	defer func() {
 		if st != nil {
 			st.Close()
 		}
 		if err != nil {
 			removeTarget(opts.To, created, log)
+			if blobsClaimed {
+				removeTarget(opts.Blobs.Dir, blobsCreated, log)
+			}
 		}
 	}()
 	if st, err = createTarget(opts.To, files); err != nil {
@@ -160,6 +186,10 @@ func Run(ctx context.Context, opts Options) (res Result, err error) {
 		return Result{}, err
 	}
 	res.Seq, res.Batches, res.ReplayDur = rep.seq, rep.batches, time.Since(t2)
+	res.CapturedUnixMs = files.export.Header().Created.UnixMilli()
+	if rep.batches > 0 {
+		res.CapturedUnixMs = rep.captured
+	}
 	if rep.note != "" {
 		notes = append(notes, rep.note)
 	}
@@ -186,6 +216,20 @@ func Run(ctx context.Context, opts Options) (res Result, err error) {
 		if res.Families, err = st.Digests(ctx, nil); err != nil {
 			return Result{}, err
 		}
+	}
+	if opts.Blobs != nil {
+		if blobsCreated, err = claimBlobDir(opts.Blobs.Dir); err != nil {
+			return Result{}, err
+		}
+		blobsClaimed = true
+		br := blobRestorer{replica: opts.Replica, layout: blobLayout, workers: opts.Blobs.Workers, log: log, progress: opts.Progress}
+		b, err := br.all(ctx, st, pointTime(res.CapturedUnixMs))
+		if err != nil {
+			return Result{}, err
+		}
+		res.Blobs = &b
+		log.Info("blobs restored", "dir", b.Dir, "referenced", b.Referenced, "written", b.Report.Written,
+			"missing", len(b.Report.Missing), "optional", b.Report.Optional, "took", b.Took.Round(time.Millisecond))
 	}
 	st.Close()
 	st = nil

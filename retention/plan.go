@@ -144,12 +144,35 @@ func decide(gens []layout.Generation, times map[string]time.Time, ok func(layout
 		del[o.Key] = true
 	}
 	for gi, g := range gens {
+		// An export's blob manifest goes right after it (a manifest
+		// without its export is harmless; an export without its manifest
+		// would look like lost blobs), and manifests left without export
+		// (a deletion cut short) go with the exports older than the base.
+		manifests := map[uint64]layout.Export{}
+		for _, m := range g.BlobManifests {
+			manifests[m.Seq] = m
+		}
+		export := func(e layout.Export, reason string) {
+			add(g, e.Object, KindExport, reason)
+			if m, ok := manifests[e.Seq]; ok {
+				add(g, m.Object, KindManifest, reason)
+				delete(manifests, e.Seq)
+			}
+		}
+		orphans := func(below uint64, reason string) {
+			for _, m := range g.BlobManifests {
+				if _, left := manifests[m.Seq]; left && m.Seq < below && !hasExport(g, m.Seq) {
+					add(g, m.Object, KindManifest, reason)
+				}
+			}
+		}
 		switch {
 		case gi < base.gen:
 			reason := fmt.Sprintf("generation %s is older than the oldest kept export (%s at %d)", g.ID, bg.ID, base.e.Seq)
 			for _, e := range g.Exports {
-				add(g, e.Object, KindExport, reason)
+				export(e, reason)
 			}
+			orphans(^uint64(0), reason)
 			for _, s := range g.Segments {
 				add(g, s.Object, KindSegment, reason)
 			}
@@ -159,9 +182,10 @@ func decide(gens []layout.Generation, times map[string]time.Time, ok func(layout
 		case gi == base.gen:
 			for _, e := range g.Exports {
 				if e.Seq < base.e.Seq {
-					add(g, e.Object, KindExport, fmt.Sprintf("older than the oldest kept export at %d", base.e.Seq))
+					export(e, fmt.Sprintf("older than the oldest kept export at %d", base.e.Seq))
 				}
 			}
+			orphans(base.e.Seq, fmt.Sprintf("the manifest of an export older than the oldest kept export at %d, which is gone", base.e.Seq))
 			for _, s := range g.Segments {
 				if s.Last <= base.e.Seq {
 					add(g, s.Object, KindSegment, fmt.Sprintf("holds only batches at or before the oldest kept export at %d", base.e.Seq))
@@ -174,6 +198,16 @@ func decide(gens []layout.Generation, times map[string]time.Time, ok func(layout
 	}
 	pl.count(gens, del)
 	return pl, nil
+}
+
+// hasExport reports whether g holds the export at seq.
+func hasExport(g layout.Generation, seq uint64) bool {
+	for _, e := range g.Exports {
+		if e.Seq == seq {
+			return true
+		}
+	}
+	return false
 }
 
 // count totals what stays.
@@ -189,6 +223,12 @@ func (pl *plan) count(gens []layout.Generation, del map[string]bool) {
 			if !del[s.Key] {
 				pl.keptObjects++
 				pl.keptBytes += s.Size
+			}
+		}
+		for _, m := range g.BlobManifests {
+			if !del[m.Key] {
+				pl.keptObjects++
+				pl.keptBytes += m.Size
 			}
 		}
 		if g.MetaKey != "" && !del[g.MetaKey] {
@@ -226,6 +266,11 @@ func prove(gens []layout.Generation, kept []exportRef, del map[string]bool) erro
 		}
 		if g.MetaKey != "" && l.MetaKey == "" {
 			return fmt.Errorf("retention would delete %s of a kept generation; nothing was deleted (this is a bug)", g.MetaKey)
+		}
+		for _, m := range g.BlobManifests {
+			if m.Seq == k.e.Seq && del[m.Key] {
+				return fmt.Errorf("retention would delete %s, the blob manifest of the kept export %s; nothing was deleted (this is a bug)", m.Key, k.e.Key)
+			}
 		}
 		if before, after := g.Reach(k.e.Seq), l.Reach(k.e.Seq); before != after {
 			return fmt.Errorf("retention would shorten the chain from %s (reaching %d) to %d; nothing was deleted (this is a bug)", k.e.Key, before, after)

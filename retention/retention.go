@@ -29,6 +29,12 @@
 // each rule's base), and a VerifyCache in the Policy remembers the
 // outcome between rounds. When the replica holds exports but none
 // verifies, nothing is deleted and Apply returns ErrNothingVerifies.
+// For a filesystem blob store, an export's blob manifest is deleted with
+// its export, and a blob object only when no kept export's manifest lists
+// it, no kept segment's batches commit it, and it is older than
+// Policy.BlobGrace (reading the kept segments costs a download each, done
+// only when some blob is otherwise unreferenced). A kept export without a
+// readable manifest keeps every blob.
 //
 // Retention is idempotent and safe to run while `tailer run` ships (it
 // never touches anything after the newest export it listed, and objects
@@ -63,6 +69,9 @@ type Policy struct {
 	// export is read in full once, not at every Apply (the run loop
 	// applies retention every few minutes). nil verifies afresh.
 	Cache *VerifyCache
+	// BlobGrace is the age below which a blob object is never deleted
+	// (DefaultBlobGrace if 0): it may belong to a segment not uploaded yet.
+	BlobGrace time.Duration
 }
 
 // ErrNothingVerifies is returned (with a report that deletes nothing)
@@ -92,6 +101,8 @@ const (
 	KindExport     Kind = "export"
 	KindSegment    Kind = "segment"
 	KindGeneration Kind = "generation.json"
+	KindManifest   Kind = "blob manifest"
+	KindBlob       Kind = "blob"
 )
 
 // Deletion is one object retention deleted (or, in a dry run, would).
@@ -137,9 +148,13 @@ type Report struct {
 
 // Apply lists the replica, decides with p what no retained point needs,
 // and deletes it (unless p.DryRun): per generation, exports first (so no
-// remaining export ever lacks its segments), then segments in sequence
-// order, and generation.json last, so a generation being deleted never
-// looks like a generation without metadata that still has data. now is
+// remaining export ever lacks its segments), each followed by its blob
+// manifest, then segments in sequence order, and generation.json last, so
+// a generation being deleted never looks like a generation without
+// metadata that still has data. Blob objects go last, and only those no
+// remaining export's manifest and no remaining segment references, older
+// than p.BlobGrace: a blob a kept point needs stays, even long after
+// Stalwart purged it from disk. now is
 // the current time (a parameter so the run loop and tests control it).
 //
 // An error part-way leaves a consistent replica (every remaining export
@@ -178,6 +193,21 @@ func Apply(ctx context.Context, r uploader.Replica, p Policy, now time.Time, log
 		}
 	}
 	p.Cache.forget(r.String(), listed)
+	if pl.oldest.Generation != "" {
+		// Blobs are decided on what stays after the plan, and listed after
+		// the generations: a blob uploaded since (for a segment not listed
+		// here) is younger than the grace period.
+		del := make(map[string]bool, len(pl.deletions))
+		for _, d := range pl.deletions {
+			del[d.Key] = true
+		}
+		blobs, unknownBlobs, err := planBlobs(ctx, r, gens, del, p, now, log)
+		if err != nil {
+			return rep, err
+		}
+		rep.UnknownKeys += unknownBlobs
+		pl.deletions = append(pl.deletions, blobs...)
+	}
 	rep.Oldest, rep.KeptObjects, rep.KeptBytes = pl.oldest, pl.keptObjects, pl.keptBytes
 	if pl.noneVerifies {
 		log.Error("retention: no export verifies; nothing deleted", "replica", r.String(), "exports", len(rep.Unverified))

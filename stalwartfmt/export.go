@@ -14,6 +14,7 @@ import (
 
 	"github.com/linxGnu/grocksdb"
 
+	"github.com/tailer-backup/tailer/blobfs"
 	"github.com/tailer-backup/tailer/internal/durable"
 	"github.com/tailer-backup/tailer/internal/store"
 )
@@ -29,6 +30,18 @@ type Options struct {
 	Progress func(Progress)
 	// ProgressEvery is the interval between Progress calls (default 5 s).
 	ProgressEvery time.Duration
+	// Blobs, if set, supplies the linked blobs family t does not hold: a
+	// Stalwart whose blob store is outside RocksDB (a filesystem blob
+	// store), as Stalwart's own export reads them through its blob store.
+	Blobs BlobSource
+}
+
+// BlobSource supplies blobs kept outside the store (BlobDir, ReplicaBlobs).
+type BlobSource interface {
+	// Blob returns the blob's file as Stalwart's blob store holds it (the
+	// payload and a marker byte, the encoding of family t's values),
+	// checked against hash; ok is false when the source has no good copy.
+	Blob(ctx context.Context, hash blobfs.Hash) (file []byte, ok bool, err error)
 }
 
 // Progress is the running state of an export.
@@ -59,9 +72,11 @@ type Summary struct {
 	Records uint64
 	Raw     int64
 	Bytes   int64
-	// MissingBlobs counts hashes linked in k with no value in t (skipped,
-	// as Stalwart's export does: the blob store may be outside RocksDB).
+	// MissingBlobs counts hashes linked in k with no value in t and none
+	// in Options.Blobs (skipped, as Stalwart's export does).
 	MissingBlobs uint64
+	// SourcedBlobs counts blobs read from Options.Blobs.
+	SourcedBlobs uint64
 	// UnmarkedBlobs counts t values whose last byte is no known marker
 	// (written as they are, as Stalwart's export does).
 	UnmarkedBlobs uint64
@@ -150,9 +165,9 @@ func Export(ctx context.Context, st *store.Store, seq uint64, out string, opts O
 		sum.Bytes += fs.Bytes
 		log.Info("subspace exported", "subspace", string(sub.Letter), "records", fs.Records, "bytes", fs.Bytes)
 	}
-	sum.MissingBlobs, sum.UnmarkedBlobs = e.missing, e.unmarked
+	sum.MissingBlobs, sum.UnmarkedBlobs, sum.SourcedBlobs = e.missing, e.unmarked, e.sourced
 	if e.missing > 0 {
-		log.Warn("blobs linked in family k have no value in family t and were left out (as Stalwart's export does); if Stalwart's blob store is not this RocksDB (S3, filesystem), those blobs stay there",
+		log.Warn("blobs linked in family k have no value in family t (nor in the blob store given) and were left out (as Stalwart's export does); if Stalwart's blob store is not this RocksDB (S3, filesystem), those blobs stay there",
 			"missing", e.missing)
 	}
 	if e.unmarked > 0 {
@@ -240,6 +255,7 @@ type exporter struct {
 	cur         *FileWriter
 	missing     uint64
 	unmarked    uint64
+	sourced     uint64
 }
 
 func (e *exporter) progress(sub byte) Progress {
@@ -380,20 +396,26 @@ func (e *exporter) blobs(fw *FileWriter, sub Subspace) error {
 
 func (e *exporter) blob(fw *FileWriter, blobs *grocksdb.ColumnFamilyHandle, hash []byte) error {
 	if blobs == nil {
-		e.missing++
-		return nil
+		file, ok, err := e.fromSource(hash)
+		if err != nil || !ok {
+			return err
+		}
+		return e.add(fw, hash, file)
 	}
 	v, err := e.st.DB.GetPinnedCF(e.get, blobs, hash)
 	if err != nil {
 		return fmt.Errorf("read blob %x from family t: %w", hash, err)
 	}
 	defer v.Destroy()
+	value := v.Data()
 	if !v.Exists() {
-		e.missing++
-		e.log.Debug("linked blob not in family t", "hash", fmt.Sprintf("%x", hash))
-		return nil
+		file, ok, err := e.fromSource(hash)
+		if err != nil || !ok {
+			return err
+		}
+		value = file
 	}
-	data, unmarked, err := DecodeBlob(v.Data())
+	data, unmarked, err := DecodeBlob(value)
 	if err != nil {
 		return fmt.Errorf("blob %x: %w", hash, err)
 	}
@@ -404,6 +426,39 @@ func (e *exporter) blob(fw *FileWriter, blobs *grocksdb.ColumnFamilyHandle, hash
 		return fmt.Errorf("write blob %x: %w", hash, err)
 	}
 	return nil
+}
+
+// add writes a blob read from the blob source.
+func (e *exporter) add(fw *FileWriter, hash, file []byte) error {
+	data, unmarked, err := DecodeBlob(file)
+	if err != nil {
+		return fmt.Errorf("blob %x: %w", hash, err)
+	}
+	if unmarked {
+		e.unmarked++
+	}
+	if err := fw.Add(hash, data); err != nil {
+		return fmt.Errorf("write blob %x: %w", hash, err)
+	}
+	return nil
+}
+
+// fromSource reads a blob family t does not hold from Options.Blobs;
+// without one, or when it has none, the blob is counted missing.
+func (e *exporter) fromSource(hash []byte) ([]byte, bool, error) {
+	if e.opts.Blobs != nil {
+		file, ok, err := e.opts.Blobs.Blob(e.ctx, blobfs.Hash(hash))
+		if err != nil {
+			return nil, false, fmt.Errorf("read blob %x from the blob store: %w", hash, err)
+		}
+		if ok {
+			e.sourced++
+			return file, true, nil
+		}
+	}
+	e.missing++
+	e.log.Debug("linked blob not in family t nor in the blob store", "hash", fmt.Sprintf("%x", hash), "name", blobfs.KeyName(hash))
+	return nil, false, nil
 }
 
 // SortedFiles returns the summary's files ordered by subspace letter, for

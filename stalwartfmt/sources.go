@@ -52,7 +52,9 @@ func ExportLive(ctx context.Context, db, scratch, out string, opts Options) (Sum
 }
 
 // ExportRestore writes Stalwart's import files for a past point of a
-// replica: the state restore.Run would produce for ro.Target. It restores
+// replica: the state restore.Run would produce for ro.Target, with the
+// blobs of a filesystem blob store read from the replica's blobs/ (unless
+// opts.Blobs names another source). It restores
 // into a hidden temporary RocksDB directory beside out (ro.To is ignored;
 // the space of one restored store is needed there for the duration), then
 // exports from it and removes it. Going through a real RocksDB keeps merges,
@@ -86,6 +88,17 @@ func ExportRestore(ctx context.Context, ro restore.Options, out string, opts Opt
 		return res, Summary{}, fmt.Errorf("open the restored store: %w", err)
 	}
 	defer st.Close()
+	if opts.Blobs == nil {
+		// Blobs of a filesystem blob store, shipped to blobs/: the ones
+		// family t of the restored store does not hold.
+		rb, err := NewReplicaBlobs(ctx, ro.Replica)
+		if err != nil {
+			return res, Summary{}, err
+		}
+		if rb != nil {
+			opts.Blobs = rb
+		}
+	}
 	sum, err := Export(ctx, st, res.Seq, out, opts)
 	return res, sum, err
 }

@@ -43,6 +43,8 @@ import (
 
 	"github.com/cespare/xxhash/v2"
 
+	"github.com/tailer-backup/tailer/blobfs"
+	"github.com/tailer-backup/tailer/bloblink"
 	"github.com/tailer-backup/tailer/internal/catalog"
 	"github.com/tailer-backup/tailer/internal/layout"
 	"github.com/tailer-backup/tailer/internal/wbatch"
@@ -123,6 +125,9 @@ type Report struct {
 	// running tailer may still be shipping at the head of the newest
 	// generation.
 	Warnings []Problem `json:"warnings"`
+	// Blobs sums up the blob objects of a filesystem blob store (nil for a
+	// replica without blobs/ or manifests).
+	Blobs *BlobSummary `json:"blobs,omitempty"`
 }
 
 // OK reports whether the replica passed.
@@ -158,19 +163,29 @@ func Run(ctx context.Context, opts Options) (Report, error) {
 	}
 	defer os.RemoveAll(tmp)
 	v := &verifier{opts: opts, tmp: tmp, rep: &rep}
+	// Blobs are listed after the generations: tailer uploads a blob
+	// before any segment or manifest naming it, so every blob a listed
+	// object references is in this listing.
+	if v.blobs, err = listBlobs(ctx, opts.Replica, gens, &rep); err != nil {
+		return rep, err
+	}
 	for i, g := range gens {
 		if err := ctx.Err(); err != nil {
 			return rep, err
 		}
 		v.generation(ctx, g, i == len(gens)-1)
 	}
+	if v.blobs != nil && ctx.Err() == nil {
+		v.checkBlobs(ctx)
+	}
 	return rep, ctx.Err()
 }
 
 type verifier struct {
-	opts Options
-	tmp  string
-	rep  *Report
+	opts  Options
+	tmp   string
+	rep   *Report
+	blobs *blobSet // nil: the replica keeps no blobs
 }
 
 func (v *verifier) problem(gen, obj, format string, args ...any) {
@@ -218,6 +233,9 @@ func (v *verifier) generation(ctx context.Context, g layout.Generation, newest b
 
 	v.chain(g, newest)
 	v.overlaps(g, results)
+	if v.blobs != nil && ctx.Err() == nil {
+		v.references(ctx, g, results)
+	}
 	if v.opts.Deep && ctx.Err() == nil {
 		sum.Deep = v.deep(ctx, g, results, log)
 	}
@@ -250,6 +268,9 @@ type objResult struct {
 	problem string
 	trailer segment.Trailer
 	batches []batchSum // segments that overlap another: every batch
+	// commits are the blobs the segment's batches commit (family k):
+	// each must be in blobs/.
+	commits []blobfs.Hash
 }
 
 // batchSum identifies a batch without keeping its bytes.
@@ -362,6 +383,7 @@ func (c check) object(ctx context.Context, key string, size int64, export bool, 
 	// Reading every batch to io.EOF checks exactly what Verify checks
 	// (the reader returns io.EOF only once all checksums matched), and
 	// also lets the batches be checked against each other.
+	kID, hasK := familyID(rd.Header().Families, bloblink.Family)
 	next := first
 	for {
 		b, err := rd.NextBatch()
@@ -394,6 +416,12 @@ func (c check) object(ctx context.Context, key string, size int64, export bool, 
 			return res
 		}
 		next = h.LastSeq() + 1
+		if hasK {
+			if err := commitKeys(b.Data, kID, &res.commits); err != nil {
+				res.problem = fmt.Sprintf("batch at seq %d: %v", b.Seq, err)
+				return res
+			}
+		}
 		if collect {
 			res.batches = append(res.batches, batchSum{seq: h.Seq, last: h.LastSeq(), sum: xxhash.Sum64(b.Data)})
 		}

@@ -80,8 +80,8 @@ var lookupEnv = os.LookupEnv
 // 'tailer export --format stalwart' fail. TestFormatOnlyMatchesCommands
 // keeps this table in step with the commands.
 var formatOnly = map[string]map[string]string{
-	"export":  {"replica": formatTailer, "out": formatStalwart, "progress": formatStalwart},
-	"restore": {"to": formatTailer, "digests": formatTailer, "out": formatStalwart, "progress": formatStalwart},
+	"export":  {"replica": formatTailer, "out": formatStalwart, "progress": formatStalwart, "blobs": formatStalwart, "blob-depth": formatStalwart},
+	"restore": {"to": formatTailer, "digests": formatTailer, "blobs-to": formatTailer, "blob-depth": formatTailer, "out": formatStalwart, "progress": formatStalwart},
 }
 
 // applyConfig fills the flags of cmd that the command line did not set:

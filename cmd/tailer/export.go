@@ -3,17 +3,20 @@ package main
 import (
 	"fmt"
 	"github.com/tailer-backup/tailer/internal/progress"
+	"os"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/tailer-backup/tailer/agent"
+	"github.com/tailer-backup/tailer/blobfs"
 	"github.com/tailer-backup/tailer/export"
 	"github.com/tailer-backup/tailer/stalwartfmt"
 )
 
 func newExportCmd(g *globals) *cobra.Command {
-	var db, replica, scratch, format, out string
+	var db, replica, scratch, format, out, blobs string
+	var depth int
 	var progressEvery time.Duration
 	cmd := &cobra.Command{
 		Use:   "export --db DIR (--replica URL | --format stalwart --out DIR)",
@@ -32,7 +35,11 @@ LZ4-framed file per subspace, what 'stalwart --export' writes and
 'stalwart --import' reads), from the same frozen view: consistent at one
 sequence number, without stopping Stalwart. Use them to move to another
 DataStore (PostgreSQL, FoundationDB, ...) or to hand a store to Stalwart's
-own import. --out must not exist or be empty; nothing goes to a replica.`,
+own import. --out must not exist or be empty; nothing goes to a replica.
+When Stalwart keeps its blobs (the mail) in a filesystem blob store, give
+it with --blobs DIR (and --blob-depth as configured): linked blobs not in
+RocksDB are read from there and exported too, as Stalwart's own export
+does; without it they are left out and counted.`,
 		Example: `  tailer export --db /var/lib/stalwart --replica file:///srv/backup/mail-exports
 
   # Stalwart's import files, hot
@@ -41,7 +48,7 @@ own import. --out must not exist or be empty; nothing goes to a replica.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			set := cmd.Flags().Changed
-			if err := checkFormat(format, set, []string{"replica"}, []string{"out", "progress"}); err != nil {
+			if err := checkFormat(format, set, []string{"replica"}, []string{"out", "progress", "blobs", "blob-depth"}); err != nil {
 				return err
 			}
 			if format == formatStalwart {
@@ -52,7 +59,21 @@ own import. --out must not exist or be empty; nothing goes to a replica.`,
 				if out == "" {
 					return fmt.Errorf("--format stalwart needs --out DIR: a new or empty directory for Stalwart's import files")
 				}
-				sum, err := stalwartfmt.ExportLive(cmd.Context(), db, scratch, out, stalwartOptions(log, progressEvery))
+				so := stalwartOptions(log, progressEvery)
+				if set("blob-depth") && blobs == "" {
+					return fmt.Errorf("--blob-depth goes with --blobs DIR")
+				}
+				if blobs != "" {
+					l, err := blobfs.NewLayout(blobs, depth)
+					if err != nil {
+						return fmt.Errorf("--blob-depth: %w", err)
+					}
+					if st, err := os.Stat(blobs); err != nil || !st.IsDir() {
+						return fmt.Errorf("--blobs %s: not a directory (%v): give Stalwart's filesystem blob store", blobs, err)
+					}
+					so.Blobs = stalwartfmt.BlobDir{Layout: l}
+				}
+				sum, err := stalwartfmt.ExportLive(cmd.Context(), db, scratch, out, so)
 				if err != nil {
 					return err
 				}
@@ -91,5 +112,7 @@ own import. --out must not exist or be empty; nothing goes to a replica.`,
 	// Durations, sizes and counts declare their valid range (limits.go);
 	// a new one needs a limit call here and a row in TestLimits.
 	limit(f, "progress", positive("5s"))
+	f.StringVar(&blobs, "blobs", "", "with --format stalwart: Stalwart's filesystem blob store, to export the blobs kept there too")
+	f.IntVar(&depth, "blob-depth", blobfs.DefaultDepth, "with --blobs: the depth of Stalwart's blob store (its configuration's depth)")
 	return cmd
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/tailer-backup/tailer/blobship"
 	"github.com/tailer-backup/tailer/internal/catalog"
 	"github.com/tailer-backup/tailer/internal/layout"
 	"github.com/tailer-backup/tailer/uploader"
@@ -40,7 +41,8 @@ func newListCmd(g *globals) *cobra.Command {
 		Short: "Show the generations, exports and segments a replica holds",
 		Long: `list prints each generation (one unbroken chain: a base export and the
 segments after it) with why it started, its sequence range, the newest
-sequence number a restore can reach, its exports and its size. --json
+sequence number a restore can reach, its exports and its size, and the
+blob objects of a filesystem blob store (count and size), if any. --json
 prints everything, every object included, for scripts. --accounts shows
 each account's newest Stalwart change id the replica holds.`,
 		Example: `  tailer list --replica s3://backups/mail
@@ -97,6 +99,17 @@ each account's newest Stalwart change id the replica holds.`,
 				return enc.Encode(out)
 			}
 			printList(cmd, r.String(), out)
+			held, err := blobship.Listed(cmd.Context(), r)
+			if err != nil {
+				return err
+			}
+			if len(held) > 0 {
+				var bytes int64
+				for _, n := range held {
+					bytes += n
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "\nblobs: %d objects, %s (a filesystem blob store's files, shared by every generation and point)\n", len(held), progress.HumanBytes(bytes))
+			}
 			if len(unknown) > 0 {
 				fmt.Fprintf(cmd.OutOrStdout(), "\n%d objects under the prefix were not written by tailer (first: %s)\n", len(unknown), unknown[0])
 			}

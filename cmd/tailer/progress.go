@@ -50,8 +50,11 @@ func (p *phases) update(phase string, done, total int64) {
 			p.rep.Done()
 		}
 		unit, label := progress.Bytes, phase
-		if phase == "load" {
+		switch phase {
+		case "load":
 			unit, label = progress.Count, "load (keys)"
+		case "blobs":
+			unit, label = progress.Count, "blobs"
 		}
 		p.cur = phase
 		p.rep = progress.New(progress.Options{Label: label, Unit: unit, Terminal: p.term, Log: p.log})

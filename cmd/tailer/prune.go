@@ -39,6 +39,11 @@ a damaged export is kept but skipped, so the older export a restore would
 fall back to stays with its segments. prune reads the newest export and
 each rule's base in full; when no export verifies it deletes nothing and
 fails.
+For a filesystem blob store (blobs/), each export's blob manifest goes with
+its export, and a blob only when no kept export's manifest and no kept
+segment references it and it is older than a day (it may belong to a
+segment still on its way): a blob a kept point needs stays, even long
+after Stalwart purged it.
 
 It is safe while 'tailer run' ships and while restores of retained points
 read the replica. Every deletion is logged; --dry-run only reports.`,
@@ -100,8 +105,12 @@ func printPrune(w io.Writer, url string, rep retention.Report, verbose bool) {
 	if rep.Objects == 0 {
 		fmt.Fprintf(w, "%s: nothing to delete\n", url)
 	} else {
-		fmt.Fprintf(w, "%s: %s %d objects, %s: %d generations whole, %d exports, %d segments\n", url, verb, rep.Objects,
+		fmt.Fprintf(w, "%s: %s %d objects, %s: %d generations whole, %d exports, %d segments", url, verb, rep.Objects,
 			progress.HumanBytes(rep.Bytes), len(rep.GenerationsDeleted), kinds[retention.KindExport], kinds[retention.KindSegment])
+		if n, b := kinds[retention.KindManifest], kinds[retention.KindBlob]; n+b > 0 {
+			fmt.Fprintf(w, ", %d blob manifests, %d blobs", n, b)
+		}
+		fmt.Fprintln(w)
 	}
 	if rep.Oldest.Generation != "" {
 		fmt.Fprintf(w, "oldest restorable point kept: generation %s, export at seq %d taken %s (%s)\n", rep.Oldest.Generation,

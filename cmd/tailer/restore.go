@@ -3,12 +3,14 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/cobra"
 
+	"github.com/tailer-backup/tailer/blobfs"
 	"github.com/tailer-backup/tailer/internal/progress"
 	"github.com/tailer-backup/tailer/restore"
 	"github.com/tailer-backup/tailer/stalwartfmt"
@@ -28,6 +30,8 @@ func newRestoreCmd(g *globals) *cobra.Command {
 		follow   bool
 		interval time.Duration
 		listen   string
+		blobsTo  string
+		depth    int
 	)
 	cmd := &cobra.Command{
 		Use:   "restore --replica URL (--to DIR | --format stalwart --out DIR) [--seq N | --time T | --account A --change-id C | --follow]",
@@ -77,6 +81,22 @@ a batch. It refuses a directory another process has open (Stalwart) or one
 written since the follower stopped. Room for a second copy of the store
 beside --to is needed while a rebuild runs.
 
+--blobs-to DIR also restores Stalwart's filesystem blob store (the mail
+itself, when Stalwart keeps blobs on disk and 'tailer run' ships them): once
+the store is restored, every blob its blob links (family k) reference at
+the restored point is fetched from the replica's blobs/, checked against
+its hash and written into DIR with Stalwart's own paths (--blob-depth as
+in Stalwart's configuration, default 2). Blobs purged from the server since
+are restored from the bucket too. DIR must not exist or be empty. A blob
+the replica lacks (or holds damaged) fails the command, naming it and its
+account; the store and the blobs found are kept. With --allow-partial it
+is reported as PARTIAL and the command succeeds. Temporary links (uploads
+not yet turned into a message) are judged at the restored point's capture
+time: a blob held by one then is restored. With --follow, DIR is kept
+current: the blobs each applied batch commits are fetched after it, the
+whole set after a rebuild; blobs no longer referenced stay (Stalwart's
+purge removes them after a promotion).
+
 Promote the standby (failover):
   1. stop the follower with SIGTERM (or Ctrl-C): it applies no partial
      batch, flushes, closes the store and prints the sequence it stopped at;
@@ -99,12 +119,24 @@ follow into a new directory to build a new standby.`,
   # Stalwart's import files for the state at 10:41:59 UTC
   tailer restore --replica s3://backups/mail --time 2026-11-23T10:41:59Z --format stalwart --out /srv/mail-1041
 
+  # the store and its filesystem blob store (Stalwart's default depth 2)
+  tailer restore --replica s3://backups/mail --to /srv/restored/db --blobs-to /srv/restored/blobs
+
   # a warm standby, checked for new segments every second; SIGTERM to promote
   tailer restore --follow --replica s3://backups/mail --to /var/lib/stalwart.standby --interval 1s`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := checkFormat(format, cmd.Flags().Changed, []string{"to", "digests"}, []string{"out", "progress"}); err != nil {
+			if err := checkFormat(format, cmd.Flags().Changed, []string{"to", "digests", "blobs-to", "blob-depth"}, []string{"out", "progress"}); err != nil {
 				return err
+			}
+			if cmd.Flags().Changed("blob-depth") && blobsTo == "" {
+				return fmt.Errorf("--blob-depth goes with --blobs-to DIR")
+			}
+			if blobsTo != "" {
+				if depth < 0 {
+					return fmt.Errorf("--blob-depth %d: give Stalwart's blob store depth (0 or more, default %d)", depth, blobfs.DefaultDepth)
+				}
+				opts.Blobs = &restore.BlobOptions{Dir: blobsTo, Depth: depth}
 			}
 			if follow {
 				return runFollow(cmd, g, replica, opts, format, interval, listen)
@@ -189,6 +221,9 @@ follow into a new directory to build a new standby.`,
 			if format == formatStalwart {
 				printStalwartSummary(w, sum)
 			}
+			if res.Blobs != nil {
+				return printBlobRestore(w, *res.Blobs, opts.AllowPartial)
+			}
 			return nil
 		},
 	}
@@ -209,6 +244,8 @@ follow into a new directory to build a new standby.`,
 	f.DurationVar(&every, "progress", 5*time.Second, "with --format stalwart: how often to log progress while writing the files")
 	f.BoolVar(&follow, "follow", false, "keep --to as a warm standby: restore once, then apply new segments as they appear until SIGTERM")
 	f.DurationVar(&interval, "interval", time.Second, "with --follow: how often to look for new segments")
+	f.StringVar(&blobsTo, "blobs-to", "", "also restore Stalwart's filesystem blob store (the blobs the restored point references) into this new or empty directory; with --follow, keep it current")
+	f.IntVar(&depth, "blob-depth", blobfs.DefaultDepth, "with --blobs-to: the depth of the restored Stalwart's blob store (its configuration's depth)")
 	f.StringVar(&listen, "listen", "", "with --follow: address for /metrics (tailer_follow_*) and /healthz, e.g. 127.0.0.1:9465 (default: none)")
 	// Durations, sizes and counts declare their valid range (limits.go);
 	// a new one needs a limit call here and a row in TestLimits.
@@ -234,7 +271,7 @@ func runFollow(cmd *cobra.Command, g *globals, replica string, opts restore.Opti
 	if err != nil {
 		return err
 	}
-	fo := restore.FollowOptions{Replica: r, To: opts.To, Interval: interval, Work: opts.Work, Log: log}
+	fo := restore.FollowOptions{Replica: r, To: opts.To, Interval: interval, Work: opts.Work, Log: log, Blobs: opts.Blobs}
 	if listen != "" {
 		reg := prometheus.NewRegistry()
 		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -253,5 +290,40 @@ func runFollow(cmd *cobra.Command, g *globals, replica string, opts restore.Opti
 	fmt.Fprintf(w, "standby %s stopped at seq %d of generation %s (%d batches applied, %d %s from an export)\n",
 		opts.To, st.Seq, st.Generation, st.Batches, st.Rebuilds, plural(st.Rebuilds, "build", "builds"))
 	fmt.Fprintf(w, "  consistent at a batch boundary, flushed and closed: to promote it, point Stalwart's RocksDb.path at %s and start Stalwart\n", opts.To)
+	if opts.Blobs != nil {
+		fmt.Fprintf(w, "  blobs in %s: %d written since start", opts.Blobs.Dir, st.BlobsWritten)
+		if st.BlobsMissing > 0 {
+			fmt.Fprintf(w, ", %d referenced blobs MISSING from the replica (named in the log)", st.BlobsMissing)
+		}
+		fmt.Fprintf(w, "; point Stalwart's blob store (depth %d) at it\n", opts.Blobs.Depth)
+	}
 	return nil
+}
+
+// maxListed bounds the missing blobs printed one per line; the log names
+// every one.
+const maxListed = 20
+
+// printBlobRestore prints what the blob restore did and fails when
+// required blobs are missing, unless allowPartial.
+func printBlobRestore(w io.Writer, b restore.BlobResult, allowPartial bool) error {
+	rep := b.Report
+	miss := rep.Missing
+	if len(miss) > 0 && allowPartial {
+		fmt.Fprintf(w, "PARTIAL blob restore into %s: %d blobs the restored store references are missing\n", b.Dir, len(miss))
+	}
+	fmt.Fprintf(w, "  blobs: %d referenced, %d written (%s), %d already there, %d unneeded and absent, %d missing, into %s in %s\n",
+		b.Referenced, rep.Written, progress.HumanBytes(rep.Bytes), rep.Present, rep.Optional, len(miss), b.Dir, roundDur(b.Took))
+	for i, m := range miss {
+		if i == maxListed {
+			fmt.Fprintf(w, "  ... and %d more (the log names each)\n", len(miss)-maxListed)
+			break
+		}
+		fmt.Fprintf(w, "  MISSING blob %s of %s: %s\n", m.Hash.Name(), m.Owner, m.Why)
+	}
+	if len(miss) == 0 || allowPartial {
+		return nil
+	}
+	return fmt.Errorf("%d blobs the restored store references are not in the replica (listed above): the store and the %d blobs restored are kept, but Stalwart cannot read those messages; "+
+		"check that 'tailer run' ships the blob store and restore another point, or accept the loss (--allow-partial reports it as PARTIAL instead of failing)", len(miss), rep.Written+rep.Present)
 }

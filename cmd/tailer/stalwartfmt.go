@@ -64,8 +64,11 @@ func printStalwartSummary(w io.Writer, sum stalwartfmt.Summary) {
 	for _, f := range sum.SortedFiles() {
 		fmt.Fprintf(w, "  %-12s %12d %12s %12s\n", f.Name, f.Records, progress.HumanBytes(f.Raw), progress.HumanBytes(f.Bytes))
 	}
+	if sum.SourcedBlobs > 0 {
+		fmt.Fprintf(w, "  %d blobs read from the filesystem blob store (not in t)\n", sum.SourcedBlobs)
+	}
 	if sum.MissingBlobs > 0 {
-		fmt.Fprintf(w, "  warning: %d blobs linked in k are not in t and were left out (Stalwart's export skips them too); if Stalwart keeps blobs outside RocksDB (S3, filesystem), copy them separately\n", sum.MissingBlobs)
+		fmt.Fprintf(w, "  warning: %d blobs linked in k are not in t nor in a blob store given, and were left out (Stalwart's export skips them too); for a filesystem blob store give --blobs DIR (export) or ship it with 'tailer run' (restore); others (S3) copy separately\n", sum.MissingBlobs)
 	}
 	if sum.UnmarkedBlobs > 0 {
 		fmt.Fprintf(w, "  warning: %d blob values had no known marker byte and were written as stored\n", sum.UnmarkedBlobs)

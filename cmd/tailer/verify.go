@@ -31,6 +31,11 @@ at least one export, that its segments leave no hole between its first
 export and its newest batch, and that overlapping segments hold the same
 batches.
 
+For a replica of a filesystem blob store (blobs/), every blob a point
+needs must be there and intact: each export's blob manifest (a missing one
+is a problem) and the blob commits in each segment's batches name them, and
+every blob object is downloaded, decoded and checked against its hash.
+
 --deep also restores each generation into a temporary directory: from each
 export to the next one's sequence, comparing the result with the later
 export's recorded digests (the segments in between replay to exactly the
@@ -121,6 +126,10 @@ func printVerify(w io.Writer, rep verify.Report) {
 			}
 			fmt.Fprintf(w, "    deep: export %d + %d batches -> seq %d: %s (%s)\n", d.Base, d.Batches, d.Seq, what, status)
 		}
+	}
+	if b := rep.Blobs; b != nil {
+		fmt.Fprintf(w, "  blobs: %d objects, %s, each decoded and checked against its hash; %d referenced by the replica's points, %d by none (retention deletes those)\n",
+			b.Objects, progress.HumanBytes(b.Bytes), b.Referenced, b.Unreferenced)
 	}
 	verdict := "OK"
 	if !rep.OK() {

@@ -25,6 +25,9 @@ import (
 
 	"github.com/linxGnu/grocksdb"
 
+	"github.com/tailer-backup/tailer/blobfs"
+	"github.com/tailer-backup/tailer/bloblink"
+	"github.com/tailer-backup/tailer/blobship"
 	"github.com/tailer-backup/tailer/changelog"
 	"github.com/tailer-backup/tailer/export"
 	"github.com/tailer-backup/tailer/internal/layout"
@@ -51,6 +54,14 @@ type Spec struct {
 	// 21:30 UTC); each later batch is captured one second after the one
 	// before, and an export at the time of the last batch before it.
 	Start time.Time
+	// Blobs makes the primary a Stalwart with a filesystem blob store:
+	// every transaction also stores a blob (family k: its commit key and a
+	// document link of account 7), every fourth one expunges and purges
+	// the blob of two transactions before (links and commit key deleted);
+	// each blob is uploaded to blobs/ and each export gets its blob
+	// manifest, as tailer run ships them. BlobsAt and BlobFiles record
+	// what a restore must bring back.
+	Blobs bool
 }
 
 // Replica is a built replica.
@@ -67,7 +78,12 @@ type Replica struct {
 	// each export's) to the primary's per-family digests at that point.
 	States map[uint64][]segment.FamilySum
 	Meta   layout.Meta
-	gens   int // generations built
+	// BlobsAt maps every sequence number of States to the blobs the
+	// primary references there (with Spec.Blobs), sorted; BlobFiles holds
+	// each blob's file as Stalwart wrote it.
+	BlobsAt   map[uint64][]blobfs.Hash
+	BlobFiles map[blobfs.Hash][]byte
+	gens      int // generations built
 }
 
 // Batch is one shipped batch.
@@ -87,7 +103,8 @@ func Build(t testing.TB, spec Spec) *Replica {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rep := &Replica{Dir: dir, URL: url, R: r, States: map[uint64][]segment.FamilySum{}}
+	rep := &Replica{Dir: dir, URL: url, R: r, States: map[uint64][]segment.FamilySum{},
+		BlobsAt: map[uint64][]blobfs.Hash{}, BlobFiles: map[blobfs.Hash][]byte{}}
 	rep.add(t, spec)
 	return rep
 }
@@ -169,7 +186,11 @@ func (rep *Replica) add(t testing.TB, spec Spec) {
 	}
 	gen := spec.Generation
 	rep.Generation = gen
-	st, err := store.OpenWritable(filepath.Join(t.TempDir(), "primary"), []string{"n", "l", "p"}, true, nil)
+	families := []string{"n", "l", "p"}
+	if spec.Blobs {
+		families = append(families, bloblink.Family)
+	}
+	st, err := store.OpenWritable(filepath.Join(t.TempDir(), "primary"), families, true, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -190,6 +211,14 @@ func (rep *Replica) add(t testing.TB, spec Spec) {
 		rep.put(t, key, buf.Bytes())
 		rep.Exports = append(rep.Exports, layout.Export{Object: layout.Object{Key: key, Size: int64(buf.Len())}, Seq: seq})
 		rep.States[seq] = digests(t, st)
+		if spec.Blobs {
+			rep.BlobsAt[seq] = rep.blobsIn(t, st)
+			m, err := blobship.EncodeManifest(rep.BlobsAt[seq])
+			if err != nil {
+				t.Fatal(err)
+			}
+			rep.put(t, layout.BlobManifestKey(gen, seq), m)
+		}
 		if tx == 0 {
 			rep.Meta.BaseSeq = seq
 		}
@@ -243,8 +272,15 @@ func (rep *Replica) add(t testing.TB, spec Spec) {
 	}
 	for i := 1; i <= spec.Tx; i++ {
 		capture += 1000
-		pending = append(pending, write(t, st, i, capture))
+		var extra func(*grocksdb.WriteBatch)
+		if spec.Blobs {
+			extra = rep.blobTx(t, st, i)
+		}
+		pending = append(pending, write(t, st, i, capture, extra))
 		rep.States[st.DB.GetLatestSequenceNumber()] = digests(t, st)
+		if spec.Blobs {
+			rep.BlobsAt[st.DB.GetLatestSequenceNumber()] = rep.blobsIn(t, st)
+		}
 		if len(pending) == spec.PerSegment {
 			seal()
 		}
@@ -257,7 +293,7 @@ func (rep *Replica) add(t testing.TB, spec Spec) {
 
 // write applies transaction i to the primary and returns it as the WAL
 // batch tailer would have shipped.
-func write(t testing.TB, st *store.Store, i int, capture int64) segment.Batch {
+func write(t testing.TB, st *store.Store, i int, capture int64, extra func(*grocksdb.WriteBatch)) segment.Batch {
 	t.Helper()
 	wb := grocksdb.NewWriteBatch()
 	defer wb.Destroy()
@@ -268,6 +304,9 @@ func write(t testing.TB, st *store.Store, i int, capture int64) segment.Batch {
 	if i%5 == 0 {
 		wb.DeleteRangeCF(st.Handle("p"), []byte("doc-"), fmt.Appendf(nil, "doc-%04d", i-3))
 	}
+	if extra != nil {
+		extra(wb)
+	}
 	seq := st.DB.GetLatestSequenceNumber() + 1
 	wo := grocksdb.NewDefaultWriteOptions()
 	defer wo.Destroy()
@@ -277,6 +316,57 @@ func write(t testing.TB, st *store.Store, i int, capture int64) segment.Batch {
 	data := bytes.Clone(wb.Data())
 	binary.LittleEndian.PutUint64(data[0:8], seq) // as the WAL holds it
 	return segment.Batch{Seq: seq, CaptureUnixMs: capture, Data: data}
+}
+
+// BlobPayload is the content of the blob transaction i stores.
+func BlobPayload(i int) []byte {
+	return fmt.Appendf(nil, "From: a@example.org\r\nSubject: message %d\r\n\r\n%s", i, bytes.Repeat([]byte("body "), 50+i))
+}
+
+// blobTx returns what transaction i adds with Spec.Blobs: it stores
+// BlobPayload(i) (its file written and shipped first, as Stalwart and
+// tailer do) and links it to document i of account 7; every fourth also
+// expunges the message of transaction i-2 and purges its blob's keys.
+func (rep *Replica) blobTx(t testing.TB, st *store.Store, i int) func(*grocksdb.WriteBatch) {
+	t.Helper()
+	payload := BlobPayload(i)
+	h := blobfs.Sum(payload)
+	file := blobfs.Encode(payload, i%2 == 0)
+	rep.BlobFiles[h] = file
+	enc, err := blobship.NewEncoder()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep.put(t, layout.BlobKey(h), enc.Encode(file))
+	k := st.Handle(bloblink.Family)
+	return func(wb *grocksdb.WriteBatch) {
+		if i == 1 {
+			wb.PutCF(st.Handle("p"), []byte{0}, []byte{0, 0, 0, 6}) // Stalwart's schema version, for --format stalwart
+		}
+		wb.PutCF(k, bloblink.CommitKey(h), nil)
+		wb.PutCF(k, bloblink.DocumentKey(h, 7, 0, uint32(i)), nil)
+		if i%4 == 0 && i > 2 {
+			old := blobfs.Sum(BlobPayload(i - 2))
+			wb.DeleteCF(k, bloblink.DocumentKey(old, 7, 0, uint32(i-2)))
+			wb.DeleteCF(k, bloblink.CommitKey(old))
+		}
+	}
+}
+
+// blobsIn lists the blobs st references now (required ones), sorted.
+func (rep *Replica) blobsIn(t testing.TB, st *store.Store) []blobfs.Hash {
+	t.Helper()
+	refs, _, err := bloblink.Read(context.Background(), st, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []blobfs.Hash
+	for _, r := range refs {
+		if r.Required(0) {
+			out = append(out, r.Hash)
+		}
+	}
+	return out
 }
 
 func lastSeq(b segment.Batch) uint64 { return b.Seq + uint64(b.Count()) - 1 }
