@@ -56,7 +56,7 @@ func TestDecideManifests(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			pl, err := decide(tc.gens, times, tc.policy, day(4))
+			pl, err := decide(tc.gens, times, allGood, tc.policy, day(4))
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -114,5 +114,6 @@ does; without it they are left out and counted.`,
 	limit(f, "progress", positive("5s"))
 	f.StringVar(&blobs, "blobs", "", "with --format stalwart: Stalwart's filesystem blob store, to export the blobs kept there too")
 	f.IntVar(&depth, "blob-depth", blobfs.DefaultDepth, "with --blobs: the depth of Stalwart's blob store (its configuration's depth)")
+	limit(f, "blob-depth", nonNegative("2, Stalwart's default; more than 5 counts as 5"))
 	return cmd
 }

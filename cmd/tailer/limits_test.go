@@ -39,6 +39,8 @@ func TestLimits(t *testing.T) {
 		{"run", "ready-max-lag", "0s", "must be > 0 (e.g. 2m)"},
 		{"run", "ready-max-lag", "-1m0s", "must be > 0"},
 		{"export", "progress", "0s", "must be > 0 (e.g. 5s)"},
+		{"export", "blob-depth", "-1", "must be >= 0"},
+		{"restore", "blob-depth", "-1", "must be >= 0"},
 		{"restore", "progress", "-1s", "must be > 0"},
 		{"restore", "interval", "0s", "must be > 0 (e.g. 1s)"},
 		{"prune", "retention", "-1d", "must be > 0 (e.g. 7d)"},
@@ -65,9 +67,9 @@ func TestLimits(t *testing.T) {
 			shown = "[" + r.value + "]"
 		}
 		head := "--" + r.flag + " " + shown
-		var format []string // progress is read only with --format stalwart
+		var format []string // progress (and export's blob-depth) are read only with --format stalwart
 		switch {
-		case r.flag == "progress":
+		case r.flag == "progress", r.cmd == "export" && r.flag == "blob-depth":
 			format = []string{"--format", "stalwart"}
 		case r.cmd == "bench":
 			// Should the limit not hold, fail at once rather than

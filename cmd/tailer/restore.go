@@ -132,10 +132,7 @@ follow into a new directory to build a new standby.`,
 			if cmd.Flags().Changed("blob-depth") && blobsTo == "" {
 				return fmt.Errorf("--blob-depth goes with --blobs-to DIR")
 			}
-			if blobsTo != "" {
-				if depth < 0 {
-					return fmt.Errorf("--blob-depth %d: give Stalwart's blob store depth (0 or more, default %d)", depth, blobfs.DefaultDepth)
-				}
+			if blobsTo != "" { // --blob-depth's range is checked before RunE (limits.go)
 				opts.Blobs = &restore.BlobOptions{Dir: blobsTo, Depth: depth}
 			}
 			if follow {
@@ -246,6 +243,7 @@ follow into a new directory to build a new standby.`,
 	f.DurationVar(&interval, "interval", time.Second, "with --follow: how often to look for new segments")
 	f.StringVar(&blobsTo, "blobs-to", "", "also restore Stalwart's filesystem blob store (the blobs the restored point references) into this new or empty directory; with --follow, keep it current")
 	f.IntVar(&depth, "blob-depth", blobfs.DefaultDepth, "with --blobs-to: the depth of the restored Stalwart's blob store (its configuration's depth)")
+	limit(f, "blob-depth", nonNegative("2, Stalwart's default; more than 5 counts as 5"))
 	f.StringVar(&listen, "listen", "", "with --follow: address for /metrics (tailer_follow_*) and /healthz, e.g. 127.0.0.1:9465 (default: none)")
 	// Durations, sizes and counts declare their valid range (limits.go);
 	// a new one needs a limit call here and a row in TestLimits.
