@@ -25,14 +25,12 @@ type Doc struct {
 	Examples map[string]string // name -> the fenced block's lines, without the fences
 }
 
-// marker is the line that names the fenced block after it.
-var marker = regexp.MustCompile(`^<!-- example: ([A-Za-z0-9._-]+) -->$`)
-
 // Parse finds the named examples of a markdown text. A marker not
 // followed by a fenced block, an unterminated block or a name used twice
 // is an error: a test looking for the example would otherwise pass
 // vacuously or check the wrong block.
 func Parse(text string) (map[string]string, error) {
+	marker := regexp.MustCompile(`^<!-- example: ([A-Za-z0-9._-]+) -->$`) // names the fenced block after it
 	lines := strings.Split(text, "\n")
 	out := map[string]string{}
 	for i := 0; i < len(lines); i++ {
