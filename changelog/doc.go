@@ -4,8 +4,8 @@
 // id to which) and `tailer changes` can list what happened, without
 // decoding anything on the hot path but the `l` records.
 //
-// The layout is Stalwart 0.12+'s, as described in
-// shared/design/stalwart-store.md ("The `l` changelog subspace"):
+// The layout is Stalwart 0.12+'s, read from its source (summed up in
+// docs/design.md, "What tailer relies on in Stalwart's store"):
 //
 //	key   (13 bytes)  account id u32 BE | collection u8 | change id u64 BE
 //	value             sync collections (0..8): seven unsigned LEB128 counts

@@ -54,7 +54,7 @@
 //
 //	{
 //	  "kind": "segment" | "export",        // must agree with the start magic
-//	  "generation": "20261122T213000Z-3f9a1c",
+//	  "generation": "20261203T133721.630Z-649cef", // layout.NewGenerationID
 //	  "db_identity": "…",                  // the source DB's IDENTITY
 //	  "first_seq": 1234, "last_seq": 5678, // export: both are its sequence
 //	  "created": "2026-11-22T21:30:00.123456789Z", // RFC 3339, UTC

@@ -7,7 +7,7 @@
 // leaves the machine, and the shipper encrypts while it uploads.
 //
 // Why whole objects and not the `encryption id` field of the segment
-// header (formats.md): that field can only cover segment and export
+// header (segment/doc.go): that field can only cover segment and export
 // bodies, leaving generation.json and the lease (source identity, hosts,
 // family names) in the clear and needing a second scheme for them; and it
 // would tie encryption to the segment format, so every reader of headers

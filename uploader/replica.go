@@ -14,7 +14,7 @@ import (
 // Replica is one bucket-like destination for tailer objects.
 //
 // Keys are relative to the replica URL's prefix and '/'-separated, e.g.
-// "generations/20261122T213000Z-3f9a1c/segments/00000000000000a1-00000000000000b0.tseg".
+// "generations/20261203T133721.630Z-649cef/segments/000000000000003d-000000000000005a.tseg".
 // Objects are immutable: tailer writes each once under its final name, so
 // every implementation must make Put atomic — a reader (a restore running
 // at the same time, or one after a crash) sees the whole object or nothing.

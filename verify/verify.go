@@ -14,7 +14,7 @@
 //     another without a gap and fill exactly the range its name gives;
 //   - every generation has a readable generation.json (of a format this
 //     tailer reads) and at least one export, and its segments leave no
-//     hole between its first export and its newest batch (invariant 1);
+//     hole between its first export and its newest batch (invariant 1 of docs/design.md);
 //     where two segments overlap (compaction), they hold the same batches;
 //   - with Deep, it restores into a temporary directory from each export
 //     to the next one's sequence and compares the result with the later

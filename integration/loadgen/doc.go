@@ -6,8 +6,9 @@
 // transactions shaped like Stalwart's — one WriteBatch each, written with
 // default WriteOptions (WAL on, not synced).
 //
-// The transaction mix (the key and value layouts follow the design note
-// stalwart-store.md, read from Stalwart's source):
+// The transaction mix (the key and value layouts follow Stalwart's source,
+// as docs/design.md, "What tailer relies on in Stalwart's store", sums it
+// up):
 //
 //   - delivery (~55%): a blob in t (large ones go to blob files) with its
 //     commit key in k, or with Config.BlobDir a file in a Stalwart

@@ -1,6 +1,6 @@
 // Package layout names the objects tailer writes under a replica prefix
-// and reads a LIST of them back into generations (formats.md, "Layout
-// under the prefix"):
+// and reads a LIST of them back into generations (docs/design.md, "Bucket
+// layout", is the normative description):
 //
 //	generations/<GEN>/generation.json
 //	generations/<GEN>/exports/<SEQ>.texp
@@ -372,7 +372,7 @@ type Hole struct {
 }
 
 // Holes lists the ranges in (first export, LastSeq] that no segment
-// holds. A chain written by tailer never has one (invariant 1, "no gap"):
+// holds. A chain written by tailer never has one (invariant 1 of docs/design.md, "no gap"):
 // each is lost data, and verify reports it.
 func (g Generation) Holes() []Hole {
 	if len(g.Exports) == 0 {

@@ -4,7 +4,8 @@
 // neither be read nor replayed) and the options that matter when tailer
 // opens a store as secondary, read-only or as a fresh restore target.
 //
-// The facts come from ../shared/design/stalwart-store.md (read from
-// Stalwart 0.11..0.16 source). Everything here is shared by secondary/,
-// snapshot/, restore/ and the load generator so that all four agree.
+// The facts were read from Stalwart's source (0.11 to 0.16) and are summed
+// up in docs/design.md ("What tailer relies on in Stalwart's store").
+// Everything here is shared by secondary/, snapshot/, restore/ and the
+// load generator so that all four agree.
 package stalwart
