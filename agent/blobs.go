@@ -270,10 +270,19 @@ type need struct {
 // (ERROR, tailer_blobs_missing_total) and does not stop the caller: a
 // point is not made unrestorable by one purged blob. The error is for the
 // spool only.
-func (b *blobs) ensure(ctx context.Context, needs []need, what string) error {
-	for _, n := range needs {
+//
+// With wait (an export, which may reference every blob of the store) it
+// also keeps to SpoolMaxBytes: while a spool is at its cap it waits for
+// uploads to free room rather than fill the disk.
+func (b *blobs) ensure(ctx context.Context, needs []need, what string, wait bool) error {
+	for i, n := range needs {
 		if err := ctx.Err(); err != nil {
 			return err
+		}
+		if wait && i%spoolCheckEvery == 0 {
+			if err := b.waitForRoom(ctx, what); err != nil {
+				return err
+			}
 		}
 		if err := b.ensureOne(n, what); err != nil {
 			return err
@@ -405,7 +414,7 @@ func (a *Agent) exportBlobs(ctx context.Context, gen string, seq uint64, st *sto
 		needs = append(needs, need{hash: r.Hash, owner: r.OwnerString})
 	}
 	key := layout.BlobManifestKey(gen, seq)
-	if err := a.blobs.ensure(ctx, needs, layout.ExportKey(gen, seq)); err != nil {
+	if err := a.blobs.ensure(ctx, needs, layout.ExportKey(gen, seq), true); err != nil {
 		return err
 	}
 	manifest, err := blobship.EncodeManifest(hashes)
@@ -417,4 +426,39 @@ func (a *Agent) exportBlobs(ctx context.Context, gen string, seq uint64, st *sto
 	}
 	a.log.Info("blob manifest queued", "key", key, "blobs", len(hashes))
 	return nil
+}
+
+// spoolCheckEvery is how many blobs an export queues between two looks
+// at the spool's size (each lists the spool directory).
+const spoolCheckEvery = 64
+
+// waitForRoom waits while an attached replica's spool is at
+// SpoolMaxBytes, until uploads free room or ctx ends.
+func (b *blobs) waitForRoom(ctx context.Context, what string) error {
+	if b.a.cfg.SpoolMaxBytes <= 0 {
+		return nil
+	}
+	logged := false
+	for {
+		full := false
+		for _, t := range b.a.attached() {
+			n, err := t.spool.Bytes()
+			if err != nil {
+				return fmt.Errorf("measure spool of %s: %w", t.r, err)
+			}
+			full = full || n >= b.a.cfg.SpoolMaxBytes
+		}
+		if !full {
+			return nil
+		}
+		if !logged {
+			logged = true
+			b.a.log.Warn("the spool reached --spool-max-bytes while an export queues its blobs; waiting for uploads to free room", "export", what, "spool_max_bytes", b.a.cfg.SpoolMaxBytes)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(blobRetry):
+		}
+	}
 }

@@ -251,7 +251,7 @@ func (a *Agent) seal(ctx context.Context, batches []segment.Batch, families []se
 		// holds the segment without them.
 		needs, err := a.committed(batches, families)
 		if err == nil {
-			err = a.blobs.ensure(ctx, needs, key)
+			err = a.blobs.ensure(ctx, needs, key, false)
 		}
 		if err != nil {
 			return fmt.Errorf("seal segment %s: %w", key, err)
