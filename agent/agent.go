@@ -280,6 +280,11 @@ func (a *Agent) Run(ctx context.Context) error {
 		}
 	}
 	go a.maintain(ctx)
+	if a.blobs != nil {
+		if err := a.blobs.list(ctx); err != nil { // before any upload: see list
+			return err
+		}
+	}
 	stopShippers := a.runShippers(context.WithoutCancel(ctx))
 	defer stopShippers()
 

@@ -69,11 +69,14 @@ func newBlobs(a *Agent) (*blobs, error) {
 		missing: map[blobfs.Hash]bool{}, abandoned: map[blobfs.Hash]bool{}, foreign: map[string]bool{}}, nil
 }
 
-// start learns what every replica holds (one LIST of blobs/ each, plus
-// the blob objects still in its spool), then watches the blob store
-// until stop.
-func (b *blobs) start(ctx context.Context) error {
-	total := 0
+// list learns what every replica holds (one LIST of blobs/ each, plus
+// the blob objects still in its spool). It runs before the uploaders
+// start: a blob object left in the spool by a tailer killed after its
+// upload but before its removal from the spool is already in the bucket
+// (objects appear whole, and a blob's key names its content), so it is
+// dropped from the spool instead of being uploaded a second time.
+func (b *blobs) list(ctx context.Context) error {
+	total, dropped := 0, 0
 	for _, t := range b.a.targets {
 		held, err := blobship.Listed(ctx, t.r)
 		if err != nil {
@@ -88,9 +91,18 @@ func (b *blobs) start(ctx context.Context) error {
 			return fmt.Errorf("read spool: %w", err)
 		}
 		for _, e := range queued {
-			if h, ok := layout.ParseBlobKey(e.Key); ok {
-				set[h] = struct{}{}
+			h, ok := layout.ParseBlobKey(e.Key)
+			if !ok {
+				continue
 			}
+			if _, in := held[h]; in {
+				if err := t.spool.Remove(e); err != nil {
+					return err
+				}
+				dropped++
+				continue
+			}
+			set[h] = struct{}{}
 		}
 		b.mu.Lock()
 		b.known[t] = set
@@ -98,7 +110,12 @@ func (b *blobs) start(ctx context.Context) error {
 		total += len(set)
 	}
 	b.a.log.Info("backing up the filesystem blob store", "dir", b.layout.Root, "depth", b.layout.Levels,
-		"blobs_in_replicas_or_spools", total, "scan_interval", b.a.cfg.BlobScanInterval)
+		"blobs_in_replicas_or_spools", total, "spooled_blobs_already_uploaded", dropped, "scan_interval", b.a.cfg.BlobScanInterval)
+	return nil
+}
+
+// start scans the blob store once, then watches it until halt.
+func (b *blobs) start(ctx context.Context) error {
 	// One full scan before anything else (the first generation's export
 	// above all), so that what is on disk now is queued before Stalwart's
 	// purge can delete it; the watch then takes over.
