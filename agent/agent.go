@@ -97,9 +97,20 @@ type Config struct {
 	// WAL pinning). Without the watch it must be shorter than a WAL file's
 	// life under the primary's heaviest load.
 	PinInterval time.Duration
-	Registry    prometheus.Registerer
-	Log         *slog.Logger
-	Now         func() time.Time // tests may fix the clock
+	// Blobs is Stalwart's filesystem blob store, where the mail itself
+	// is when Stalwart keeps blobs outside RocksDB ("": none, or found
+	// beside an old layout's idx/, see setDefaults). Its files are
+	// shipped through the spool as blobs/<name>, each before the first
+	// segment or export that references it. BlobDepth is the store's
+	// depth (Stalwart's "depth"; nil: blobfs.DefaultDepth).
+	// BlobScanInterval is how often the whole store is scanned as a
+	// backstop to the directory watch (default 10m).
+	Blobs            string
+	BlobDepth        *int
+	BlobScanInterval time.Duration
+	Registry         prometheus.Registerer
+	Log              *slog.Logger
+	Now              func() time.Time // tests may fix the clock
 }
 
 func (c *Config) setDefaults() error {
@@ -123,8 +134,15 @@ func (c *Config) setDefaults() error {
 		}
 		seen[uploader.IdentityOf(r)] = r
 	}
+	if c.Log == nil {
+		c.Log = slog.New(slog.DiscardHandler)
+	}
+	root := c.DB
+	if err := c.oldLayout(); err != nil {
+		return err
+	}
 	if c.Scratch == "" {
-		c.Scratch = secondary.DefaultScratch(c.DB)
+		c.Scratch = secondary.DefaultScratch(root)
 	}
 	if c.Spool == "" {
 		c.Spool = filepath.Join(c.Scratch, "spool")
@@ -133,6 +151,12 @@ func (c *Config) setDefaults() error {
 		if secondary.Inside(d.path, c.DB) {
 			return fmt.Errorf("%s %s is inside the primary's directory %s: tailer never writes there; put it beside the store on the same filesystem", d.flag, d.path, c.DB)
 		}
+		if c.Blobs != "" && (secondary.Inside(d.path, c.Blobs) || secondary.Inside(c.Blobs, d.path)) {
+			return fmt.Errorf("%s %s and the blob store %s are inside one another: tailer never writes in the blob store; put it beside", d.flag, d.path, c.Blobs)
+		}
+	}
+	if err := c.checkBlobs(); err != nil {
+		return err
 	}
 	if c.Poll <= 0 {
 		c.Poll = time.Second
@@ -165,9 +189,6 @@ func (c *Config) setDefaults() error {
 	if c.Registry == nil {
 		c.Registry = prometheus.NewRegistry()
 	}
-	if c.Log == nil {
-		c.Log = slog.New(slog.DiscardHandler)
-	}
 	if c.Now == nil {
 		c.Now = time.Now
 	}
@@ -186,9 +207,12 @@ type Agent struct {
 	guard   *diskguard.Guard
 	// diskLow: the disk guard tripped (see Config.MinFree); read by
 	// Ready and the maintenance goroutine.
-	diskLow   atomic.Bool
-	guardFail bool          // the last free-space measurement failed (logged once)
-	walCur    walpin.Cursor // where the pinned WAL was read up to
+	diskLow atomic.Bool
+	// spoolPaused mirrors spoolFull for the blob store's watch.
+	spoolPaused atomic.Bool
+	blobs       *blobs        // nil: no filesystem blob store
+	guardFail   bool          // the last free-space measurement failed (logged once)
+	walCur      walpin.Cursor // where the pinned WAL was read up to
 	// lastCatchUp is when the secondary last caught up (see catchUpEvery).
 	lastCatchUp time.Time
 	// instance identifies this tailer across restarts: the id kept in its
@@ -235,8 +259,15 @@ func New(cfg Config) (*Agent, error) {
 		lock.Close()
 		return nil, err
 	}
-	return &Agent{cfg: cfg, log: cfg.Log, targets: targets, m: newMetrics(cfg.Registry), instance: instance, scratchLock: lock,
-		guard: diskguard.New(*cfg.MinFree, cfg.FreeSpace, cfg.DB, cfg.Scratch, cfg.Spool)}, nil
+	a := &Agent{cfg: cfg, log: cfg.Log, targets: targets, m: newMetrics(cfg.Registry), instance: instance, scratchLock: lock,
+		guard: diskguard.New(*cfg.MinFree, cfg.FreeSpace, cfg.DB, cfg.Scratch, cfg.Spool)}
+	if cfg.Blobs != "" {
+		if a.blobs, err = newBlobs(a); err != nil {
+			lock.Close()
+			return nil, err
+		}
+	}
+	return a, nil
 }
 
 // Run tails until ctx is cancelled, then seals what it holds, lets running
@@ -257,6 +288,11 @@ func (a *Agent) Run(ctx context.Context) error {
 		}
 	}
 	go a.maintain(ctx)
+	if a.blobs != nil {
+		if err := a.blobs.list(ctx); err != nil { // before any upload: see list
+			return err
+		}
+	}
 	stopShippers := a.runShippers(upCtx)
 	defer stopShippers()
 
@@ -287,6 +323,12 @@ func (a *Agent) Run(ctx context.Context) error {
 	if err := a.resume(ctx); err != nil {
 		return err
 	}
+	if a.blobs != nil {
+		if err := a.blobs.start(ctx); err != nil {
+			return err
+		}
+		defer a.blobs.halt()
+	}
 	t := time.NewTicker(a.cfg.Poll)
 	defer t.Stop()
 	for {
@@ -314,6 +356,9 @@ func (a *Agent) Run(ctx context.Context) error {
 func (a *Agent) shutdown(upCtx context.Context, stopExports context.CancelFunc) error {
 	stopExports()
 	a.exports.Wait()
+	if a.blobs != nil {
+		a.blobs.halt() // nothing is queued while the spool drains
+	}
 	dctx, cancel := context.WithTimeout(upCtx, a.cfg.ShutdownTimeout)
 	defer cancel()
 	a.log.Info("stopping: uploading what the spool holds", "last_shipped_seq", a.lastShipped)

@@ -139,6 +139,13 @@ func (a *Agent) writeExport(ctx context.Context, gen *generation, frozen *snapsh
 	key := layout.ExportKey(gen.meta.ID, frozen.Seq)
 	start := time.Now()
 	hdr := segment.Header{Generation: gen.meta.ID, DBIdentity: gen.meta.DBIdentity, Created: a.cfg.Now().UTC(), Compression: segment.CompressionZstd}
+	if a.blobs != nil {
+		// Its blobs and their manifest first: the export counts as
+		// complete only with them.
+		if err := a.exportBlobs(ctx, gen.meta.ID, frozen.Seq, frozen.Store, a.cfg.Now()); err != nil {
+			return err
+		}
+	}
 	var res export.Result
 	err := a.publish(key, func(w io.Writer) error {
 		var err error

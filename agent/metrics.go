@@ -18,6 +18,8 @@ type metrics struct {
 	diskGuardActive                          prometheus.Gauge
 	diskGuardTrips                           prometheus.Counter
 	changes                                  *prometheus.CounterVec
+	blobsShipped, blobBytes, blobsMissing    prometheus.Counter
+	blobsPending                             prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -64,5 +66,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		exports:            c("tailer_exports_total", "Full exports sealed into the spool."),
 		exportErrors:       c("tailer_export_errors_total", "Full exports that failed."),
 		pollErrors:         c("tailer_poll_errors_total", "Polls that failed (retried at the next poll)."),
+		blobsShipped:       c("tailer_blobs_shipped_total", "Blob files of the filesystem blob store queued into the spool (each once, for every replica lacking it)."),
+		blobBytes:          c("tailer_blob_bytes_shipped_total", "Bytes of the blob files queued into the spool."),
+		blobsMissing:       c("tailer_blobs_missing_total", "Blobs a segment or export references that tailer could not back up (the file was purged first, or never matched its hash); each is logged at ERROR with its hash and owner."),
+		blobsPending:       g("tailer_blobs_pending", "Blob files seen but not queued yet: still being written, or held while backups are paused."),
 	}
 }

@@ -174,7 +174,7 @@ func (a *Agent) tail(ctx context.Context, latest uint64) error {
 		size += len(data)
 		want = last + 1
 		if size >= a.cfg.MaxSegmentBytes {
-			if err := a.seal(pending, families); err != nil {
+			if err := a.seal(ctx, pending, families); err != nil {
 				return err
 			}
 			pending, size = nil, 0
@@ -210,7 +210,7 @@ func (a *Agent) tail(ctx context.Context, latest uint64) error {
 		a.emptyPolls = 0
 	}
 	if len(pending) > 0 {
-		if serr := a.seal(pending, families); serr != nil {
+		if serr := a.seal(ctx, pending, families); serr != nil {
 			a.walCur = walpin.Cursor{} // the cursor is past batches that were not sealed
 			return serr
 		}
@@ -241,11 +241,22 @@ func checkFamilies(data []byte, known map[uint32]bool) error {
 }
 
 // seal writes batches into one segment in the spool and queues it.
-func (a *Agent) seal(batches []segment.Batch, families []segment.Family) error {
+func (a *Agent) seal(ctx context.Context, batches []segment.Batch, families []segment.Family) error {
 	first := batches[0].Seq
 	lastH, _ := wbatch.ReadHeader(batches[len(batches)-1].Data)
 	last := lastH.LastSeq()
 	key := layout.SegmentKey(a.gen.meta.ID, first, last)
+	if a.blobs != nil {
+		// The blobs committed in these batches go first: a replica never
+		// holds the segment without them.
+		needs, err := a.committed(batches, families)
+		if err == nil {
+			err = a.blobs.ensure(ctx, needs, key, false)
+		}
+		if err != nil {
+			return fmt.Errorf("seal segment %s: %w", key, err)
+		}
+	}
 	hdr := segment.Header{
 		Kind: segment.KindSegment, Generation: a.gen.meta.ID, DBIdentity: a.gen.meta.DBIdentity,
 		FirstSeq: first, LastSeq: last, Created: a.cfg.Now().UTC(), Families: families,
@@ -363,6 +374,7 @@ func (a *Agent) spoolIsFull() (bool, error) {
 	full := worst >= 0
 	if full != a.spoolFull {
 		a.spoolFull = full
+		a.spoolPaused.Store(full)
 		if full {
 			a.m.spoolFull.Set(1)
 			a.log.Error("SPOOL FULL: the replica is not taking uploads and the spool reached --spool-max-bytes; tailer stops sealing new segments (nothing is dropped: the WAL pins keep the batches, a gap would start a new generation) until uploads free room",

@@ -100,6 +100,12 @@ func (a *Agent) publish(key string, fill func(io.Writer) error) error {
 	if len(ts) == 0 {
 		return fmt.Errorf("queue %s: every replica is detached (spools full)", key)
 	}
+	return publishTo(ts, key, fill)
+}
+
+// publishTo is publish for chosen targets (at least one): a blob object
+// is queued only for the replicas that lack it.
+func publishTo(ts []*target, key string, fill func(io.Writer) error) error {
 	f, err := ts[0].spool.Create(key)
 	if err != nil {
 		return fmt.Errorf("spool %s: %w", key, err)

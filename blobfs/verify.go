@@ -133,6 +133,18 @@ func Verify(path string, h Hash) (Result, error) {
 		return Result{}, fmt.Errorf("open blob %s: %w", path, err)
 	}
 	defer f.Close()
+	return VerifyFile(f, h)
+}
+
+// VerifyFile is Verify on a file already open, read from its start: a
+// caller that copies the file after verifying it keeps it open, so the
+// bytes it copies are those of the file it verified (the same inode
+// whatever a purge does to the name meanwhile).
+func VerifyFile(f *os.File, h Hash) (Result, error) {
+	path := f.Name()
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return Result{}, fmt.Errorf("read blob %s: %w", path, err)
+	}
 	st, err := f.Stat()
 	if err != nil {
 		return Result{}, fmt.Errorf("stat blob %s: %w", path, err)

@@ -172,3 +172,40 @@ func TestReadHashes(t *testing.T) {
 		t.Fatal("a blob not asked for was read")
 	}
 }
+
+// TestLookup reads one blob's links: its own keys only, not those of a
+// neighbouring hash.
+func TestLookup(t *testing.T) {
+	st, err := store.OpenWritable(t.TempDir(), []string{"k"}, true, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	wo := grocksdb.NewDefaultWriteOptions()
+	defer wo.Destroy()
+	var a, b, c blobfs.Hash
+	a[0], b[0], c[0] = 1, 2, 3
+	for _, k := range [][]byte{CommitKey(a), DocumentKey(a, 9, 0, 4), TemporaryKey(b, 5, 100), CommitKey(c), IDKey(c, 8)} {
+		if err := st.DB.PutCF(wo, st.Handle("k"), k, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var absent blobfs.Hash
+	absent[0] = 4
+	tests := []struct {
+		h     blobfs.Hash
+		ok    bool
+		owner string
+	}{
+		{a, true, "account 9 (collection 0, document 4)"},
+		{b, true, "account 5 (temporary link)"},
+		{c, true, "queued message 8"},
+		{absent, false, ""},
+	}
+	for _, tc := range tests {
+		r, ok, err := Lookup(st, nil, tc.h)
+		if err != nil || ok != tc.ok || (ok && (r.Hash != tc.h || r.OwnerString() != tc.owner)) {
+			t.Errorf("Lookup(%x) = %+v, %v, %v; want ok %v owner %q", tc.h[:1], r, ok, err, tc.ok, tc.owner)
+		}
+	}
+}

@@ -84,3 +84,35 @@ func ReadHashes(ctx context.Context, st *store.Store, hashes []blobfs.Hash) ([]R
 	}
 	return c.Refs(), nil
 }
+
+// Lookup returns what family k of st says about one blob as of snap (nil:
+// the current state): every key with its hash as prefix. ok is false
+// when k mentions it not at all. It names the owner of a blob that turns
+// out to be missing (Ref.OwnerString).
+func Lookup(st *store.Store, snap *grocksdb.Snapshot, h blobfs.Hash) (ref Ref, ok bool, err error) {
+	fh := st.Handle(Family)
+	if fh == nil {
+		return Ref{}, false, nil
+	}
+	ro := grocksdb.NewDefaultReadOptions()
+	defer ro.Destroy()
+	ro.SetFillCache(false)
+	if snap != nil {
+		ro.SetSnapshot(snap)
+	}
+	it := st.DB.NewIteratorCF(ro, fh)
+	defer it.Close()
+	var c Collector
+	for it.Seek(h[:]); it.ValidForPrefix(h[:]); it.Next() {
+		if err := c.Add(it.Key().Data()); err != nil {
+			return Ref{}, false, err
+		}
+	}
+	if err := it.Err(); err != nil {
+		return Ref{}, false, fmt.Errorf("read family k: %w", err)
+	}
+	if refs := c.Refs(); len(refs) == 1 {
+		return refs[0], true, nil
+	}
+	return Ref{}, false, nil
+}

@@ -124,3 +124,7 @@ func (s *Secondary) Primary() string { return s.primary }
 
 // Close releases the secondary instance.
 func (s *Secondary) Close() { s.st.Close() }
+
+// Store is the secondary's store, as of its last catch-up, for lookups
+// beside the WAL (the owner of a blob the agent cannot find).
+func (s *Secondary) Store() *store.Store { return s.st }

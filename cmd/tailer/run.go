@@ -29,6 +29,7 @@ func newRunCmd(g *globals) *cobra.Command {
 		levels   string
 		keepFor  string
 		minFree  string
+		depth    int
 	)
 	cmd := &cobra.Command{
 		Use:   "run --db DIR --replica URL",
@@ -61,6 +62,9 @@ Metrics (Prometheus), /healthz and /readyz are served on --listen.`,
   tailer run --db /var/lib/stalwart --replica 's3://backups/mail?endpoint=http://minio:9000' \
     --replica s3://offsite-backups/mail
 
+  # Stalwart keeps the mail in a filesystem blob store:
+  tailer run --db /var/lib/stalwart --blobs /var/lib/stalwart-blobs --replica s3://backups/mail
+
   # To a local directory, polling every 500 ms, an export every 6 hours:
   tailer run --db /var/lib/stalwart --replica file:///srv/backup/mail --poll 500ms --export-interval 6h`,
 		Args: cobra.NoArgs,
@@ -70,6 +74,10 @@ Metrics (Prometheus), /healthz and /readyz are served on --listen.`,
 				return fmt.Errorf("--min-free %w", err)
 			}
 			cfg.MinFree = &mf
+			if depth < 0 {
+				return fmt.Errorf("--blob-depth %d: want 0 or more (Stalwart's depth setting of its filesystem blob store, 2 by default)", depth)
+			}
+			cfg.BlobDepth = &depth
 			lv, err := parseLevels(levels)
 			if err != nil {
 				return err
@@ -112,7 +120,7 @@ Metrics (Prometheus), /healthz and /readyz are served on --listen.`,
 				}
 				defer srv.Shutdown(context.Background())
 			}
-			log.Info("tailer running", "db", cfg.DB, "replicas", replicas, "poll", cfg.Poll, "export_interval", cfg.ExportInterval)
+			log.Info("tailer running", "db", cfg.DB, "blobs", cfg.Blobs, "replicas", replicas, "poll", cfg.Poll, "export_interval", cfg.ExportInterval)
 			return a.Run(ctx)
 		},
 	}
@@ -121,6 +129,8 @@ Metrics (Prometheus), /healthz and /readyz are served on --listen.`,
 	f.StringArrayVar(&replicas, "replica", nil, "where to ship: s3://BUCKET/PREFIX or file:///DIR, required; repeat it to ship to several replicas (each with its own spool, retries, lag and lease)")
 	f.StringVar(&cfg.Scratch, "scratch", "", "tailer's working directory on the store's filesystem, outside it (default: DB.tailer beside the store)")
 	f.StringVar(&cfg.Spool, "spool", "", "durable upload queue (default: SCRATCH/spool)")
+	f.StringVar(&cfg.Blobs, "blobs", "", "Stalwart's filesystem blob store (the directory of its \"fs\" blob store), when the mail itself is kept on disk: its files are shipped too, each before the segments and exports that reference it (found by itself when --db is an old layout's db-path holding idx/ and blobs/)")
+	f.IntVar(&depth, "blob-depth", 2, "directory levels of the blob store (Stalwart's depth setting)")
 	f.DurationVar(&cfg.Poll, "poll", time.Second, "how often to catch up and seal a segment")
 	f.DurationVar(&cfg.ExportInterval, "export-interval", 24*time.Hour, "how often to take a full export (0 disables periodic exports; a new generation always takes one)")
 	f.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "on SIGTERM, how long to keep uploading the spool before exiting")

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/tailer-backup/tailer/internal/layout"
@@ -34,6 +35,9 @@ func List(ctx context.Context, r uploader.Replica, sp *uploader.Spool) ([]layout
 			return nil, nil, fmt.Errorf("read spool: %w", err)
 		}
 		for _, e := range pending {
+			if !strings.HasPrefix(e.Key, layout.Root) {
+				continue // a blob object (blobs/): outside the generations, as in the LIST
+			}
 			objs = append(objs, layout.Object{Key: e.Key, Size: e.Size, Modified: time.Now()})
 		}
 	}

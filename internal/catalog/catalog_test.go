@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"testing"
 
+	"github.com/tailer-backup/tailer/blobfs"
 	"github.com/tailer-backup/tailer/internal/layout"
 	"github.com/tailer-backup/tailer/uploader"
 )
@@ -45,5 +46,34 @@ func TestReadMetaBounded(t *testing.T) {
 		if n, bound := after.TotalAlloc-before.TotalAlloc, uint64(3*layout.MaxMetaLen); n > bound {
 			t.Errorf("%s: ReadMeta allocated %d MiB, more than %d MiB", tc.name, n>>20, bound>>20)
 		}
+	}
+}
+
+// TestListSpoolBlobs: blob objects waiting in the spool (blobs/<name>,
+// outside the generations) are neither generations nor "objects tailer
+// did not write": the replica's LIST of generations/ does not see them
+// either.
+func TestListSpoolBlobs(t *testing.T) {
+	ctx := context.Background()
+	r, err := uploader.Open(ctx, "file://"+filepath.Join(t.TempDir(), "b"), uploader.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sp, err := uploader.OpenSpool(filepath.Join(t.TempDir(), "spool"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	meta := layout.MetaKey("20261122T213000.000Z-3f9a1c")
+	for _, key := range []string{layout.BlobKey(blobfs.Sum([]byte("mail"))), meta} {
+		if err := sp.Add(key, []byte("x")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	gens, unknown, err := List(ctx, r, sp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(unknown) != 0 || len(gens) != 1 || gens[0].MetaKey != meta {
+		t.Fatalf("List = %+v, unknown %v; want one generation and nothing unknown", gens, unknown)
 	}
 }
