@@ -41,6 +41,7 @@ func TestLimits(t *testing.T) {
 		{"export", "progress", "0s", "must be > 0 (e.g. 5s)"},
 		{"export", "blob-depth", "-1", "must be >= 0"},
 		{"restore", "blob-depth", "-1", "must be >= 0"},
+		{"run", "blob-depth", "-1", "must be >= 0"},
 		{"restore", "progress", "-1s", "must be > 0"},
 		{"restore", "interval", "0s", "must be > 0 (e.g. 1s)"},
 		{"prune", "retention", "-1d", "must be > 0 (e.g. 7d)"},

@@ -131,6 +131,7 @@ Metrics (Prometheus), /healthz and /readyz are served on --listen.`,
 	f.StringVar(&cfg.Spool, "spool", "", "durable upload queue (default: SCRATCH/spool)")
 	f.StringVar(&cfg.Blobs, "blobs", "", "Stalwart's filesystem blob store (the directory of its \"fs\" blob store), when the mail itself is kept on disk: its files are shipped too, each before the segments and exports that reference it (found by itself when --db is an old layout's db-path holding idx/ and blobs/)")
 	f.IntVar(&depth, "blob-depth", 2, "directory levels of the blob store (Stalwart's depth setting)")
+	limit(f, "blob-depth", nonNegative("2, Stalwart's default; more than 5 counts as 5"))
 	f.DurationVar(&cfg.Poll, "poll", time.Second, "how often to catch up and seal a segment")
 	f.DurationVar(&cfg.ExportInterval, "export-interval", 24*time.Hour, "how often to take a full export (0 disables periodic exports; a new generation always takes one)")
 	f.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "on SIGTERM, how long to keep uploading the spool before exiting")
