@@ -114,7 +114,7 @@ func (e *Encoder) EncodeFile(w io.Writer, r io.ReadSeeker) error {
 		return fmt.Errorf("blob file of more than %d bytes: larger than the object format holds", MaxBlobSize)
 	}
 	enc := byte(encStored)
-	if z.n <= size-size/8 {
+	if compresses(size, z.n) {
 		enc = encZstd
 	}
 	hdr := make([]byte, headerLen)

@@ -82,7 +82,7 @@ func NewEncoder() (*Encoder, error) {
 func (e *Encoder) Encode(file []byte) []byte {
 	z := e.zw.EncodeAll(file, make([]byte, 0, len(file)/2))
 	body, enc := file, byte(encStored)
-	if len(z) <= len(file)-len(file)/8 && uint64(len(file)) <= maxZstdRatio*uint64(len(z))+ratioSlack {
+	if compresses(int64(len(file)), int64(len(z))) {
 		body, enc = z, encZstd
 	}
 	out := make([]byte, headerLen, headerLen+len(body))
@@ -91,6 +91,13 @@ func (e *Encoder) Encode(file []byte) []byte {
 	binary.LittleEndian.PutUint64(out[6:], uint64(len(file)))
 	binary.LittleEndian.PutUint64(out[14:], xxhash.Sum64(file))
 	return append(out, body...)
+}
+
+// compresses says whether a file of size bytes is stored as its zstd
+// frame of compressed bytes: when that saves an eighth, and within the
+// expansion ratio a reader accepts.
+func compresses(size, compressed int64) bool {
+	return compressed <= size-size/8 && uint64(size) <= maxZstdRatio*uint64(compressed)+ratioSlack
 }
 
 // Decode returns the blob file's bytes an object holds, checked against
