@@ -100,6 +100,9 @@ func TestBenchRunsTailerBench(t *testing.T) {
 // TestBenchWithTailerBench: the real tailer-bench, built beside tailer,
 // gets the flags: an --only it refuses is its error and exit status.
 func TestBenchWithTailerBench(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds tailer-bench (TestBenchRunsTailerBench checks the forwarding): skipped under -short")
+	}
 	dir := t.TempDir()
 	self := linkTailer(t, dir)
 	if out, err := exec.Command("go", "build", "-o", filepath.Join(dir, "tailer-bench"), "../tailer-bench").CombinedOutput(); err != nil {
