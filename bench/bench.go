@@ -1,4 +1,5 @@
-// Package bench is `tailer bench`: it measures, on this machine and in one
+// Package bench is the benchmark of tailer-bench (and `tailer bench`,
+// which runs tailer-bench): it measures, on this machine and in one
 // run, what an operator choosing tailer needs to know and what tailer's
 // goals are stated in — lag (RPO) at a steady and at full load, overhead
 // on the primary, full export and restore against a checkpoint + tar|zstd
@@ -209,26 +210,4 @@ func loadAvg() string {
 		return "?"
 	}
 	return strings.Join(f[:3], " ")
-}
-
-// ParseSize reads a byte count such as 1GiB, 64MiB, 512M or 1000000
-// (K, M, G are binary, as the store sizes in the issue are).
-func ParseSize(s string) (int64, error) {
-	t := strings.TrimSuffix(strings.TrimSuffix(strings.TrimSpace(s), "B"), "i")
-	mult := int64(1)
-	if n := len(t); n > 0 {
-		switch t[n-1] {
-		case 'k', 'K':
-			mult, t = 1<<10, t[:n-1]
-		case 'm', 'M':
-			mult, t = 1<<20, t[:n-1]
-		case 'g', 'G':
-			mult, t = 1<<30, t[:n-1]
-		}
-	}
-	var v float64
-	if _, err := fmt.Sscanf(t, "%g", &v); err != nil || v <= 0 {
-		return 0, fmt.Errorf("size %q: use e.g. 64MiB or 1GiB", s)
-	}
-	return int64(v * float64(mult)), nil
 }

@@ -107,16 +107,3 @@ func TestQuickRun(t *testing.T) {
 	}
 	t.Logf("\n%s", table.String())
 }
-
-func TestParseSize(t *testing.T) {
-	for in, want := range map[string]int64{"1GiB": 1 << 30, "64MiB": 64 << 20, "512M": 512 << 20, "4k": 4 << 10, "1000": 1000, "1.5G": 3 << 29} {
-		if got, err := ParseSize(in); err != nil || got != want {
-			t.Errorf("ParseSize(%q) = %d, %v; want %d", in, got, err, want)
-		}
-	}
-	for _, in := range []string{"", "x", "-1G", "0"} {
-		if _, err := ParseSize(in); err == nil {
-			t.Errorf("ParseSize(%q) accepted", in)
-		}
-	}
-}

@@ -3,13 +3,13 @@ package bench
 import (
 	"context"
 
-	"github.com/tailer-backup/tailer/internal/miniotest"
+	"github.com/tailer-backup/tailer/internal/minioserver"
 )
 
-// startMinio starts a throwaway MinIO under dir (the tests' own runner,
-// internal/miniotest) and creates the bucket the bench ships to.
-func startMinio(ctx context.Context, dir, bucket string) (*miniotest.Server, error) {
-	s, err := miniotest.Launch(dir)
+// startMinio starts a throwaway MinIO under dir (the runner the tests use too,
+// internal/minioserver) and creates the bucket the bench ships to.
+func startMinio(ctx context.Context, dir, bucket string) (*minioserver.Server, error) {
+	s, err := minioserver.Launch(dir)
 	if err != nil {
 		return nil, err
 	}

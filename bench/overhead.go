@@ -3,7 +3,7 @@ package bench
 import (
 	"context"
 	"fmt"
-	"github.com/tailer-backup/tailer/internal/miniotest"
+	"github.com/tailer-backup/tailer/internal/minioserver"
 	"net/http"
 	"os"
 	"os/exec"
@@ -46,7 +46,7 @@ type OverheadResult struct {
 // rounds, so a drift in the machine's load does not favour one side).
 // tailer runs as its own process, as beside Stalwart, so the ratio
 // includes its CPU, I/O and page-cache competition with the primary.
-func runOverhead(ctx context.Context, o Options, srv *miniotest.Server) (*OverheadResult, error) {
+func runOverhead(ctx context.Context, o Options, srv *minioserver.Server) (*OverheadResult, error) {
 	res := &OverheadResult{Seconds: o.OverheadDuration.Seconds()}
 	var with, without int
 	for i := 0; i < o.OverheadRounds; i++ {
@@ -82,7 +82,7 @@ func runOverhead(ctx context.Context, o Options, srv *miniotest.Server) (*Overhe
 
 // overheadRun returns the transactions written and, with tailing, the
 // cores tailer and MinIO used meanwhile.
-func overheadRun(ctx context.Context, o Options, srv *miniotest.Server, round int, tailing bool) (int, [2]float64, error) {
+func overheadRun(ctx context.Context, o Options, srv *minioserver.Server, round int, tailing bool) (int, [2]float64, error) {
 	var cores [2]float64
 	dir := filepath.Join(o.Work, "overhead")
 	os.RemoveAll(dir)
@@ -150,8 +150,8 @@ func cpuSeconds(pid int) (float64, error) {
 // startTailer starts `tailer run` on db and returns its pid once it is
 // ready (first export shipped, a poll caught up); stop sends SIGTERM and
 // waits.
-func startTailer(ctx context.Context, o Options, srv *miniotest.Server, db, scratch, prefix string) (pid int, stop func(), err error) {
-	port, err := miniotest.FreePort()
+func startTailer(ctx context.Context, o Options, srv *minioserver.Server, db, scratch, prefix string) (pid int, stop func(), err error) {
+	port, err := minioserver.FreePort()
 	if err != nil {
 		return 0, nil, err
 	}

@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/tailer-backup/tailer/internal/miniotest"
+	"github.com/tailer-backup/tailer/internal/minioserver"
 	"math"
 	"net/http"
 	"os"
@@ -68,7 +68,7 @@ type commit struct {
 // full-speed phase, an idle phase, then one restore of what it shipped.
 // The agent is the production code path; only its HTTP client is the
 // counting one, which is how commits are matched to confirmed segments.
-func runTailing(ctx context.Context, o Options, srv *miniotest.Server) (*TailingResult, error) {
+func runTailing(ctx context.Context, o Options, srv *minioserver.Server) (*TailingResult, error) {
 	dir := filepath.Join(o.Work, "tailing")
 	var mu sync.Mutex
 	var commits []commit

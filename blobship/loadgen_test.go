@@ -16,6 +16,9 @@ import (
 // order), then restores the blobs k referenced at a mark, after later
 // purges removed some of their files, and compares them with the mark.
 func TestShipAndRestoreLoadgen(t *testing.T) {
+	if testing.Short() {
+		t.Skip("ships and restores the blob store of a live load generator: skipped under -short")
+	}
 	dir := t.TempDir()
 	g, err := loadgen.Open(loadgen.Config{
 		Dir: filepath.Join(dir, "primary"), BlobDir: filepath.Join(dir, "blobs"), BlobDepth: 2,

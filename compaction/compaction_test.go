@@ -134,6 +134,9 @@ func ranges(segs []layout.Segment) string {
 // into 10-minute segments, deleting the narrow ones right after each
 // verification, and restores the same states throughout.
 func TestCompactLevels(t *testing.T) {
+	if testing.Short() {
+		t.Skip("restores every target of a many-segment replica, several times: skipped under -short")
+	}
 	t.Parallel()
 	ctx := context.Background()
 	f := newFixture(t, twoHoursAgo())
@@ -189,6 +192,9 @@ func TestCompactLevels(t *testing.T) {
 // wide segment is uploaded and verified and the narrow ones it replaces
 // are all still there.
 func TestRestoreDuringCompaction(t *testing.T) {
+	if testing.Short() {
+		t.Skip("restores every target of a many-segment replica, several times: skipped under -short")
+	}
 	t.Parallel()
 	f := newFixture(t, twoHoursAgo())
 	targets := f.targets()
@@ -229,6 +235,9 @@ func TestRestoreDuringCompaction(t *testing.T) {
 // the narrow segments go only after it, and only after the wide segment is
 // verified again. Meanwhile nothing is listed twice in the changelog.
 func TestGracePeriod(t *testing.T) {
+	if testing.Short() {
+		t.Skip("restores every target of a many-segment replica, several times: skipped under -short")
+	}
 	t.Parallel()
 	ctx := context.Background()
 	f := newFixture(t, twoHoursAgo())
@@ -300,6 +309,9 @@ func TestGracePeriod(t *testing.T) {
 // TestNeverAcrossAHole: a missing segment splits the runs; nothing is
 // merged over it, and what restored before still restores.
 func TestNeverAcrossAHole(t *testing.T) {
+	if testing.Short() {
+		t.Skip("restores every target of a many-segment replica, several times: skipped under -short")
+	}
 	t.Parallel()
 	f := newFixture(t, twoHoursAgo(), 20)
 	targets := []restore.Target{
@@ -391,6 +403,9 @@ func TestBadUploadIsUndone(t *testing.T) {
 // damaged copy (which restore would prefer) is deleted, and the next run
 // merges again.
 func TestDamagedWideSegment(t *testing.T) {
+	if testing.Short() {
+		t.Skip("restores every target of a many-segment replica, several times: skipped under -short")
+	}
 	t.Parallel()
 	ctx := context.Background()
 	f := newFixture(t, twoHoursAgo())

@@ -187,6 +187,9 @@ func checkStandby(t *testing.T, rep *replicatest.Replica, to string, seq uint64)
 // (the counter merges would show either), and equals the source at every
 // stop.
 func TestFollowAppliesCompactedChainsAndResumes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("follows a 40-transaction replica through compaction and restarts: skipped under -short")
+	}
 	rep := replicatest.Build(t, replicatest.Spec{Tx: 40, ExportsAfter: []int{0, 20}, PerSegment: 4})
 	segs := rep.Segments // 10 segments of 4 batches
 	gen := rep.Generation
@@ -250,6 +253,9 @@ func TestFollowAppliesCompactedChainsAndResumes(t *testing.T) {
 // between recording the rebuilt store and swapping it in is finished by
 // the next start.
 func TestFollowRebasesOnNewGeneration(t *testing.T) {
+	if testing.Short() {
+		t.Skip("rebuilds a standby from a new generation, twice: skipped under -short")
+	}
 	for _, crash := range []bool{false, true} {
 		name := "live"
 		if crash {

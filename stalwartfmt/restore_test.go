@@ -22,6 +22,9 @@ import (
 // transactions (the generator's content is a pure function of seed and
 // transaction number), the newest against the primary itself.
 func TestExportRestorePointInTime(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a live load generator, exports and restores at several points: skipped under -short")
+	}
 	tmp := t.TempDir()
 	cfg := loadgen.Config{Dir: filepath.Join(tmp, "primary"), Seed: 17, Accounts: 6, WriteBufferSize: 256 << 10, MaxTotalWALSize: -1}
 	g, err := loadgen.Open(cfg)

@@ -27,25 +27,29 @@ func runConformance(t *testing.T, newReplica func(t *testing.T) Replica) {
 	cases := []struct {
 		name string
 		run  func(t *testing.T, r Replica)
+		long string // why -short skips it ("": it runs)
 	}{
-		{"PutGetRoundTrip", testPutGetRoundTrip},
-		{"EmptyObject", testEmptyObject},
-		{"OverwriteSameBytes", testOverwriteSameBytes},
-		{"GetMissing", testGetMissing},
-		{"ListPrefixSorted", testListPrefixSorted},
-		{"ListMoreThan1000", testListMoreThan1000},
-		{"ListAfter", testListAfter},
-		{"DeleteIdempotent", testDeleteIdempotent},
-		{"LargeObject", testLargeObject},
-		{"NestedKeys", testNestedKeys},
-		{"ShortReader", testShortReader},
-		{"InvalidKeys", testInvalidKeys},
-		{"ContextCancelled", testContextCancelled},
-		{"CancelMidUpload", testCancelMidUpload},
-		{"Download", testDownload},
+		{"PutGetRoundTrip", testPutGetRoundTrip, ""},
+		{"EmptyObject", testEmptyObject, ""},
+		{"OverwriteSameBytes", testOverwriteSameBytes, ""},
+		{"GetMissing", testGetMissing, ""},
+		{"ListPrefixSorted", testListPrefixSorted, ""},
+		{"ListMoreThan1000", testListMoreThan1000, "1001 durable PUTs"},
+		{"ListAfter", testListAfter, ""},
+		{"DeleteIdempotent", testDeleteIdempotent, ""},
+		{"LargeObject", testLargeObject, "40 MiB objects"},
+		{"NestedKeys", testNestedKeys, ""},
+		{"ShortReader", testShortReader, ""},
+		{"InvalidKeys", testInvalidKeys, ""},
+		{"ContextCancelled", testContextCancelled, ""},
+		{"CancelMidUpload", testCancelMidUpload, ""},
+		{"Download", testDownload, ""},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
+			if c.long != "" && testing.Short() {
+				t.Skip(c.long + ": skipped under -short")
+			}
 			t.Parallel()
 			c.run(t, newReplica(t))
 		})

@@ -1,127 +1,75 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
-	"time"
+	"os/exec"
+	"path/filepath"
+	"syscall"
 
 	"github.com/spf13/cobra"
 
-	"github.com/tailer-backup/tailer/bench"
+	"github.com/tailer-backup/tailer/internal/benchflags"
 )
 
-// newBenchCmd is `tailer bench`: the measurements of issue 8 on this
-// machine, in one run, so an operator can compare tailer with what they
-// use today and we can see which goal is met.
+// benchCommand is the program `tailer bench` runs.
+const benchCommand = "tailer-bench"
+
+// newBenchCmd is `tailer bench`: the benchmark, which lives in its own
+// command (cmd/tailer-bench) so that this binary carries neither the load
+// generator nor the test MinIO runner. It takes the benchmark's flags like
+// any tailer command (command line, TAILER_<FLAG>, --config, limits) and
+// then replaces itself with tailer-bench, found beside this binary or on
+// PATH, with those flags and --tailer set to this binary: same process,
+// same stdio, same exit status.
 func newBenchCmd(g *globals) *cobra.Command {
-	var (
-		quick, asJSON, keep bool
-		size, work          string
-		only                []string
-		rate, rounds        int
-		lagDur, idleDur     time.Duration
-		overDur, poll       time.Duration
-	)
 	cmd := &cobra.Command{
 		Use:   "bench [--quick] [--json] [--size 64MiB]",
-		Short: "Measure lag, overhead, export, restore, memory and S3 cost on this machine",
-		Long: `bench measures, in one run and side by side:
+		Short: "Measure lag, overhead, export, restore, memory and S3 cost on this machine (runs tailer-bench)",
+		Long: benchflags.About + `
 
-  lag       commit on a Stalwart-like primary → segment confirmed by MinIO,
-            p50/p99/max at a steady --rate and at full speed
-  overhead  load generator throughput with 'tailer run' ÷ without (same
-            seed and duration, alternated --overhead-rounds times)
-  export    'tailer export' time and bytes vs a RocksDB checkpoint + tar | zstd -3
-  restore   'tailer restore' time vs copying the checkpoint back, untar, and
-            RocksDB's BackupEngine restore
-  memory    peak RSS of the tailer process exporting and restoring stores
-            of --size and 4× --size
-  cost      S3 PUT/GET/LIST per hour tailing at --rate and idle, and per restore
+The benchmark is a separate command, tailer-bench, so that tailer itself
+does not carry the load generator and test servers it needs: 'tailer bench'
+runs the tailer-bench beside this binary (else the one on PATH) with these
+flags and --tailer set to this binary. Build both:
 
-It starts its own MinIO on 127.0.0.1 (the binary scripts/install-deps.sh
-installs) and needs tar and zstd. The default run takes a few minutes and
-uses 128 MiB and 512 MiB stores (the goals are stated for ≥ 1 GiB and 4 GiB:
---size 1GiB, longer); --quick is a ~1 minute smoke run. The work directory
-needs room for about 6× the large store. Prefer the ratios: they are
-measured within one run; absolute figures move with the machine's load.`,
+  go build -o bin/ ./cmd/tailer ./cmd/tailer-bench`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			log, err := g.logger()
-			if err != nil {
-				return err
-			}
-			o := bench.Defaults()
-			if quick {
-				o = bench.Quick()
-			}
-			set := cmd.Flags().Changed
-			if set("size") {
-				if o.Size, err = bench.ParseSize(size); err != nil {
-					return err
-				}
-			}
-			if set("rate") {
-				o.Rate = rate
-			}
-			if set("lag-duration") {
-				o.LagDuration = lagDur
-			}
-			if set("idle-duration") {
-				o.IdleDuration = idleDur
-			}
-			if set("overhead-duration") {
-				o.OverheadDuration = overDur
-			}
-			if set("overhead-rounds") {
-				o.OverheadRounds = rounds
-			}
-			for _, f := range []string{"only", "poll", "size", "rate", "lag-duration", "idle-duration", "overhead-duration", "overhead-rounds"} {
-				if set(f) {
-					o.Mode += " (custom)"
-					break
-				}
-			}
-			for _, p := range only {
-				if p != "tailing" && p != "overhead" && p != "stores" {
-					return fmt.Errorf("--only %q: use tailing, overhead or stores", p)
-				}
-			}
-			o.Only = only
-			o.Poll, o.Work, o.Keep, o.Log, o.Progress = poll, work, keep, log, os.Stderr
-			if o.Bin, err = os.Executable(); err != nil {
-				return fmt.Errorf("find the tailer binary to run as a subprocess: %w", err)
-			}
-			rep, err := bench.Run(cmd.Context(), o)
-			if err != nil {
-				return err
-			}
-			if asJSON {
-				return rep.WriteJSON(cmd.OutOrStdout())
-			}
-			return rep.WriteTable(cmd.OutOrStdout())
-		},
 	}
-	f := cmd.Flags()
-	f.BoolVar(&quick, "quick", false, "a ~1 minute smoke run (small stores, short phases), for CI")
-	f.BoolVar(&asJSON, "json", false, "print the report as JSON instead of tables")
-	f.StringSliceVar(&only, "only", nil, "run only these parts: tailing (lag, cost), overhead, stores (export, restore, memory)")
-	f.StringVar(&size, "size", "128MiB", "the small store's size; the large one is 4× (the issue's goals: 1GiB)")
-	f.IntVar(&rate, "rate", 1000, "the steady load, tx/s")
-	f.DurationVar(&lagDur, "lag-duration", 20*time.Second, "load in each lag phase (steady, full speed)")
-	f.DurationVar(&idleDur, "idle-duration", 30*time.Second, "the idle phase (PUTs must be 0)")
-	f.DurationVar(&overDur, "overhead-duration", 10*time.Second, "each run of the overhead comparison")
-	f.IntVar(&rounds, "overhead-rounds", 3, "with/without pairs in the overhead comparison")
-	f.DurationVar(&poll, "poll", 0, "tailer's --poll during the lag phases (default: run's default, 1s)")
-	// Durations, sizes and counts declare their valid range (limits.go);
-	// a new one needs a limit call here and a row in TestLimits.
-	limit(f, "size", positive("128MiB").parsedBy(parseSize))
-	limit(f, "rate", positive("1000"))
-	limit(f, "lag-duration", positive("20s"))
-	limit(f, "idle-duration", positive("30s"))
-	limit(f, "overhead-duration", positive("10s"))
-	limit(f, "overhead-rounds", atLeast(1, "3"))
-	limit(f, "poll", nonNegative("250ms; 0 is run's default"))
-	f.StringVar(&work, "work", "", "where the bench makes its own temporary directory (default: the system's); only that one is removed at the end")
-	f.BoolVar(&keep, "keep", false, "keep the bench's temporary directory")
+	benchflags.Define(cmd.Flags()) // tailer-bench reads them; limits are checked here first
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		self, err := os.Executable()
+		if err != nil {
+			return fmt.Errorf("find the tailer binary for %s to measure: %w", benchCommand, err)
+		}
+		prog, err := findBench(self)
+		if err != nil {
+			return err
+		}
+		argv := append([]string{prog}, benchflags.Args(cmd.Flags())...)
+		argv = append(argv, "--log-format="+g.logFormat, "--log-level="+g.logLevel, "--tailer="+self)
+		if err := syscall.Exec(prog, argv, os.Environ()); err != nil {
+			return fmt.Errorf("run %s: %w", prog, err)
+		}
+		return nil // not reached: Exec replaced this process
+	}
 	return cmd
+}
+
+// findBench returns tailer-bench beside self, else on PATH.
+func findBench(self string) (string, error) {
+	beside := filepath.Join(filepath.Dir(self), benchCommand)
+	if st, err := os.Stat(beside); err == nil && st.Mode().IsRegular() && st.Mode().Perm()&0o111 != 0 {
+		return beside, nil
+	}
+	p, err := exec.LookPath(benchCommand)
+	if err == nil {
+		return p, nil
+	}
+	if !errors.Is(err, exec.ErrNotFound) {
+		return "", fmt.Errorf("find %s: %w", benchCommand, err)
+	}
+	return "", fmt.Errorf("bench needs %s, which is neither beside %s nor on PATH: build it with 'go build -o %s ./cmd/tailer-bench'",
+		benchCommand, self, filepath.Join(filepath.Dir(self), benchCommand))
 }

@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"github.com/spf13/pflag"
+
+	"github.com/tailer-backup/tailer/internal/flaglimit"
 )
 
 // TestLimits runs the real binary with every limited flag at values its
@@ -140,34 +142,16 @@ func TestEveryNumericFlagHasALimit(t *testing.T) {
 	n := 0
 	for name, flags := range commands(newRootCmd()) {
 		for _, fl := range flags {
-			if _, numeric := kinds[fl.Value.Type()]; !numeric {
+			if !flaglimit.Numeric(fl) {
 				continue
 			}
 			n++
-			if _, ok := ruleOf(fl); !ok {
+			if _, ok := flaglimit.Of(fl); !ok {
 				t.Errorf("tailer %s --%s (a %s) has no limit: declare its range with limit() where it is defined", name, fl.Name, fl.Value.Type())
 			}
 		}
 	}
 	if n < 20 {
 		t.Errorf("only %d numeric flags found: is the command tree empty?", n)
-	}
-}
-
-// TestRuleMessages pins the message shapes.
-func TestRuleMessages(t *testing.T) {
-	for _, c := range []struct {
-		r        rule
-		duration bool
-		want     string
-	}{
-		{positive("1s"), true, "must be > 0 (e.g. 1s)"},
-		{nonNegative(""), false, "must be >= 0"},
-		{atLeast(3, "4"), false, "must be >= 3 (e.g. 4)"},
-		{atLeast(int64(1500e6), "30s").orNegative("no lease"), true, "must be >= 1.5s, or negative for no lease (e.g. 30s)"},
-	} {
-		if got := c.r.want(c.duration); got != c.want {
-			t.Errorf("%+v: %q, want %q", c.r, got, c.want)
-		}
 	}
 }

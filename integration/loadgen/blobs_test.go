@@ -63,6 +63,9 @@ func blobGen(t *testing.T, seed int64, depth, n int) (*Generator, blobfs.Layout)
 }
 
 func TestBlobDirectory(t *testing.T) {
+	if testing.Short() {
+		t.Skip("writes a 1500-transaction store with a blob directory: skipped under -short")
+	}
 	g, l := blobGen(t, 5, 0, 1500)
 	if keys, _ := scan(t, g, "t"); len(keys) != 0 {
 		t.Fatalf("family t holds %d blobs with a blob directory", len(keys))

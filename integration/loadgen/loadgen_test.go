@@ -151,6 +151,9 @@ func TestOpenRefusesWrongDirectories(t *testing.T) {
 }
 
 func TestSameSeedSameStore(t *testing.T) {
+	if testing.Short() {
+		t.Skip("writes two 800-transaction stores: skipped under -short")
+	}
 	const n = 800
 	var marks []Mark
 	var txs [][]Tx
@@ -199,6 +202,9 @@ var (
 
 func shapedStore(t *testing.T) *shaped {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("builds a store with flushes, compactions and blob files: skipped under -short")
+	}
 	shapedOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "loadgen-shape-")
 		if err != nil {
