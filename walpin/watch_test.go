@@ -61,8 +61,15 @@ func TestRunPinsOnCreateEvent(t *testing.T) {
 	if pinned("OPTIONS-000003") {
 		t.Fatal("a file that is not a WAL file was pinned")
 	}
-	if files, _ := p.Stats(); files != 2 {
-		t.Fatalf("pins held: %d, want 2", files)
+	// The link is made before the pin is recorded: wait for the record.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		files, _ := p.Stats()
+		if files == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("pins held: %d, want 2", files)
+		}
 	}
 }
 
