@@ -34,7 +34,11 @@
 // it, no kept segment's batches commit it, and it is older than
 // Policy.BlobGrace (reading the kept segments costs a download each, done
 // only when some blob is otherwise unreferenced). A kept export without a
-// readable manifest keeps every blob.
+// readable manifest keeps every blob. Beside a running shipper, blob
+// objects are deleted only through its BlobGuard (Policy.Blobs), or not at
+// all (Policy.SkipBlobs): the bucket alone does not show what its spool
+// references, nor can the shipper otherwise learn that a blob it counts as
+// held is gone.
 //
 // Retention is idempotent and safe to run while `tailer run` ships (it
 // never touches anything after the newest export it listed, and objects
