@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/tailer-backup/tailer/blobfs"
 	"github.com/tailer-backup/tailer/blobship"
@@ -31,6 +32,16 @@ import (
 // The deletion itself runs under mu, which every check of known takes:
 // a blob is deleted only if nothing referenced it since the round opened,
 // and leaves known in the same step.
+
+// gcWait bounds how long a round of blob deletion waits for the seals
+// and exports queueing blobs to pause; gcPoll is how often it looks.
+const (
+	gcWait = time.Minute
+	gcPoll = 10 * time.Millisecond
+)
+
+// errSealBusy is returned when blobs were being queued for all of gcWait.
+var errSealBusy = errors.New("an export kept queueing blobs; blob objects are left for the next round")
 
 // hold keeps blob deletion from opening a round while a seal or an export
 // checks its blobs and queues the object referencing them.
@@ -57,7 +68,21 @@ type blobGuard struct {
 
 // BeginBlobGC opens the round and returns what t's spool references.
 func (g *blobGuard) BeginBlobGC(ctx context.Context) (map[blobfs.Hash]bool, error) {
-	g.b.sealMu.Lock()
+	// TryLock, not Lock: a waiting writer would stop new seals, and an
+	// export may hold the read side long (waiting for room in the spool).
+	// Seals are short, so a gap between two comes soon; an export that
+	// holds on is waited for until gcWait, then this round leaves blobs.
+	deadline := time.Now().Add(gcWait)
+	for !g.b.sealMu.TryLock() {
+		if time.Now().After(deadline) {
+			return nil, errSealBusy
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(gcPoll):
+		}
+	}
 	g.b.mu.Lock()
 	g.b.gc[g.t] = map[blobfs.Hash]bool{}
 	g.b.mu.Unlock()

@@ -17,7 +17,9 @@ import (
 //
 // Apply calls BeginBlobGC before it lists the replica, DeleteBlobs once
 // for the blob objects it would delete, and EndBlobGC (always, once
-// BeginBlobGC succeeded) before it returns.
+// BeginBlobGC succeeded) before it returns. When BeginBlobGC fails,
+// Apply does the rest of retention and leaves blob objects for its next
+// round.
 type BlobGuard interface {
 	// BeginBlobGC starts noting every blob the shipper references from
 	// now on (a segment or export it queues, a blob object it queues) and

@@ -2,6 +2,7 @@ package retention_test
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"testing"
 	"time"
@@ -16,11 +17,15 @@ import (
 // referenced since BeginBlobGC what refs holds.
 type fakeGuard struct {
 	queued, refs map[blobfs.Hash]bool
+	beginErr     error
 	begun, ended int
 	tried        []blobfs.Hash
 }
 
 func (g *fakeGuard) BeginBlobGC(context.Context) (map[blobfs.Hash]bool, error) {
+	if g.beginErr != nil {
+		return nil, g.beginErr
+	}
 	g.begun++
 	return g.queued, nil
 }
@@ -51,6 +56,7 @@ func TestApplyBlobGuard(t *testing.T) {
 		{"in the spool", &fakeGuard{queued: map[blobfs.Hash]bool{only: true}}, false, false, nil},
 		{"referenced meanwhile", &fakeGuard{refs: map[blobfs.Hash]bool{only: true}}, false, false, nil},
 		{"skip blobs", &fakeGuard{}, true, false, nil},
+		{"guard busy", &fakeGuard{beginErr: errors.New("busy")}, false, false, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			rep := replicatest.Build(t, replicatest.Spec{Tx: 12, ExportsAfter: []int{0, 6}, PerSegment: 4, Blobs: true})
@@ -75,7 +81,7 @@ func TestApplyBlobGuard(t *testing.T) {
 			if !slices.Equal(tc.guard.tried, tc.wantTried) {
 				t.Errorf("the guard learnt %v deleted, want %v", tc.guard.tried, tc.wantTried)
 			}
-			if wantBegun := !tc.skip; (tc.guard.begun == 1) != wantBegun || tc.guard.ended != tc.guard.begun {
+			if wantBegun := !tc.skip && tc.guard.beginErr == nil; (tc.guard.begun == 1) != wantBegun || tc.guard.ended != tc.guard.begun {
 				t.Errorf("BeginBlobGC %d, EndBlobGC %d times", tc.guard.begun, tc.guard.ended)
 			}
 		})

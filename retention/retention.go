@@ -192,11 +192,17 @@ func Apply(ctx context.Context, r uploader.Replica, p Policy, now time.Time, log
 		// Before the listing: what leaves the shipper's queue from now on
 		// is either in the listing or noted by the guard.
 		q, err := guard.BeginBlobGC(ctx)
-		if err != nil {
-			return rep, fmt.Errorf("retention: blobs still queued: %w", err)
+		switch {
+		case ctx.Err() != nil:
+			return rep, ctx.Err()
+		case err != nil:
+			// The rest of retention needs no guard; blobs wait a round.
+			log.Warn("retention: blob objects are left alone this round", "replica", r.String(), "err", err)
+			p.SkipBlobs, guard = true, nil
+		default:
+			defer guard.EndBlobGC()
+			queued = q
 		}
-		defer guard.EndBlobGC()
-		queued = q
 	}
 	gens, unknown, err := catalog.List(ctx, r, nil)
 	if err != nil {
