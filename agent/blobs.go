@@ -50,6 +50,11 @@ type blobs struct {
 	abandoned map[blobfs.Hash]bool // warned about
 	foreign   map[string]bool      // non-hash keys, noted once each
 
+	// sealMu and gc coordinate with retention's deletion of blob
+	// objects (blobgc.go); gc is guarded by mu.
+	sealMu sync.RWMutex
+	gc     map[*target]map[blobfs.Hash]bool
+
 	stop func() // stops the watch and the retries
 }
 
@@ -66,7 +71,8 @@ func newBlobs(a *Agent) (*blobs, error) {
 	}
 	return &blobs{a: a, layout: l, settle: blobship.DefaultSettle, enc: enc,
 		known: map[*target]map[blobfs.Hash]struct{}{}, pending: map[blobfs.Hash]blobfs.Entry{},
-		missing: map[blobfs.Hash]bool{}, abandoned: map[blobfs.Hash]bool{}, foreign: map[string]bool{}}, nil
+		missing: map[blobfs.Hash]bool{}, abandoned: map[blobfs.Hash]bool{}, foreign: map[string]bool{},
+		gc: map[*target]map[blobfs.Hash]bool{}}, nil
 }
 
 // list learns what every replica holds (one LIST of blobs/ each, plus
@@ -262,6 +268,7 @@ func (b *blobs) queue(ts []*target, h blobfs.Hash, f *blobship.File) error {
 	for _, t := range ts {
 		b.known[t][h] = struct{}{}
 	}
+	b.noteRef(h)
 	delete(b.pending, h)
 	delete(b.abandoned, h)
 	if b.missing[h] {
@@ -312,6 +319,7 @@ func (b *blobs) ensureOne(n need, what string) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	defer b.a.m.blobsPending.Set(float64(len(b.pending)))
+	b.noteRef(n.hash) // referenced, whether queued now or held already
 	ts := b.needing(n.hash)
 	if len(ts) == 0 {
 		return nil
@@ -431,6 +439,7 @@ func (a *Agent) exportBlobs(ctx context.Context, gen string, seq uint64, st *sto
 		needs = append(needs, need{hash: r.Hash, owner: r.OwnerString})
 	}
 	key := layout.BlobManifestKey(gen, seq)
+	defer a.blobs.hold()() // until the manifest is queued: see blobgc.go
 	if err := a.blobs.ensure(ctx, needs, layout.ExportKey(gen, seq), true); err != nil {
 		return err
 	}

@@ -76,6 +76,9 @@ func (a *Agent) maintainOne(ctx context.Context, t *target, comp *compaction.Com
 		}
 	}
 	if policy.MaxAge > 0 || policy.KeepExports > 0 {
+		if a.blobs != nil {
+			policy.Blobs = a.blobs.guard(t)
+		}
 		rep, err := retention.Apply(ctx, t.r, policy, a.cfg.Now(), a.log)
 		a.m.retentionDeleted.Add(float64(rep.Objects))
 		if err != nil && ctx.Err() == nil {

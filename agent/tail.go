@@ -247,6 +247,9 @@ func (a *Agent) seal(ctx context.Context, batches []segment.Batch, families []se
 	last := lastH.LastSeq()
 	key := layout.SegmentKey(a.gen.meta.ID, first, last)
 	if a.blobs != nil {
+		// Until the segment is queued, no round of blob deletion opens
+		// (blobgc.go): it counts the segment as a reference.
+		defer a.blobs.hold()()
 		// The blobs committed in these batches go first: a replica never
 		// holds the segment without them.
 		needs, err := a.committed(batches, families)

@@ -63,9 +63,9 @@ func blobDeletions(cands []layout.Blob, committed map[blobfs.Hash]bool, grace ti
 
 // planBlobs decides which blob objects to delete, after the plan's other
 // deletions: the blobs of blobs/ that no export or segment left after them
-// references. Reading the kept segments is the costly part (each is
+// references, nor extra (what the guard's spool references). Reading the kept segments is the costly part (each is
 // downloaded), so it is done only when some blob is a candidate.
-func planBlobs(ctx context.Context, r uploader.Replica, gens []layout.Generation, del map[string]bool, p Policy, now time.Time, log *slog.Logger) ([]Deletion, int, error) {
+func planBlobs(ctx context.Context, r uploader.Replica, gens []layout.Generation, del map[string]bool, extra map[blobfs.Hash]bool, p Policy, now time.Time, log *slog.Logger) ([]Deletion, int, error) {
 	infos, err := r.List(ctx, layout.BlobsRoot)
 	if err != nil {
 		return nil, 0, fmt.Errorf("retention: list blobs: %w", err)
@@ -83,6 +83,9 @@ func planBlobs(ctx context.Context, r uploader.Replica, gens []layout.Generation
 		grace = DefaultBlobGrace
 	}
 	need := map[blobfs.Hash]bool{}
+	for h := range extra {
+		need[h] = true
+	}
 	for _, g := range gens {
 		manifests := map[uint64]layout.Export{}
 		for _, m := range g.BlobManifests {
@@ -172,7 +175,15 @@ func segmentCommits(ctx context.Context, r uploader.Replica, s layout.Segment, o
 	if err != nil {
 		return fmt.Errorf("download %s: %w", s.Key, err)
 	}
-	rd, err := segment.Open(f, n, s.Key)
+	return SegmentCommits(f, n, s.Key, out)
+}
+
+// SegmentCommits adds the blobs a segment's batches commit (puts of
+// family k) to out, reading the segment of size bytes from ra (verified
+// as it is read); name names it in errors. It is exported for the agent,
+// which must count the segments still in its spool as references too.
+func SegmentCommits(ra io.ReaderAt, size int64, name string, out map[blobfs.Hash]bool) error {
+	rd, err := segment.Open(ra, size, name)
 	if err != nil {
 		return err
 	}
@@ -202,7 +213,7 @@ func segmentCommits(ctx context.Context, r uploader.Replica, s layout.Segment, o
 			return nil
 		})
 		if err != nil {
-			return fmt.Errorf("%s: batch at %d: %w", s.Key, b.Seq, err)
+			return fmt.Errorf("%s: batch at %d: %w", name, b.Seq, err)
 		}
 	}
 }

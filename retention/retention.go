@@ -34,7 +34,11 @@
 // it, no kept segment's batches commit it, and it is older than
 // Policy.BlobGrace (reading the kept segments costs a download each, done
 // only when some blob is otherwise unreferenced). A kept export without a
-// readable manifest keeps every blob.
+// readable manifest keeps every blob. Beside a running shipper, blob
+// objects are deleted only through its BlobGuard (Policy.Blobs), or not at
+// all (Policy.SkipBlobs): the bucket alone does not show what its spool
+// references, nor can the shipper otherwise learn that a blob it counts as
+// held is gone.
 //
 // Retention is idempotent and safe to run while `tailer run` ships (it
 // never touches anything after the newest export it listed, and objects
@@ -50,6 +54,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/tailer-backup/tailer/blobfs"
 	"github.com/tailer-backup/tailer/internal/catalog"
 	"github.com/tailer-backup/tailer/internal/layout"
 	"github.com/tailer-backup/tailer/uploader"
@@ -72,6 +77,15 @@ type Policy struct {
 	// BlobGrace is the age below which a blob object is never deleted
 	// (DefaultBlobGrace if 0): it may belong to a segment not uploaded yet.
 	BlobGrace time.Duration
+	// SkipBlobs leaves every blob object alone (blob manifests still go
+	// with their exports): for a caller that does not hold the replica's
+	// lease while a tailer that does ships blobs, which only that tailer
+	// may delete safely (see BlobGuard).
+	SkipBlobs bool
+	// Blobs, when set, is the shipper of the replica's blobs, consulted
+	// for every blob deletion (see BlobGuard). nil: the bucket alone
+	// decides, which is safe only while no tailer ships to the replica.
+	Blobs BlobGuard
 }
 
 // ErrNothingVerifies is returned (with a report that deletes nothing)
@@ -169,6 +183,27 @@ func Apply(ctx context.Context, r uploader.Replica, p Policy, now time.Time, log
 	if err := p.Validate(); err != nil {
 		return rep, err
 	}
+	var queued map[blobfs.Hash]bool
+	guard := p.Blobs
+	if p.SkipBlobs || p.DryRun {
+		guard = nil
+	}
+	if guard != nil {
+		// Before the listing: what leaves the shipper's queue from now on
+		// is either in the listing or noted by the guard.
+		q, err := guard.BeginBlobGC(ctx)
+		switch {
+		case ctx.Err() != nil:
+			return rep, ctx.Err()
+		case err != nil:
+			// The rest of retention needs no guard; blobs wait a round.
+			log.Warn("retention: blob objects are left alone this round", "replica", r.String(), "err", err)
+			p.SkipBlobs, guard = true, nil
+		default:
+			defer guard.EndBlobGC()
+			queued = q
+		}
+	}
 	gens, unknown, err := catalog.List(ctx, r, nil)
 	if err != nil {
 		return rep, fmt.Errorf("retention: %w", err)
@@ -193,7 +228,7 @@ func Apply(ctx context.Context, r uploader.Replica, p Policy, now time.Time, log
 		}
 	}
 	p.Cache.forget(r.String(), listed)
-	if pl.oldest.Generation != "" {
+	if pl.oldest.Generation != "" && !p.SkipBlobs {
 		// Blobs are decided on what stays after the plan, and listed after
 		// the generations: a blob uploaded since (for a segment not listed
 		// here) is younger than the grace period.
@@ -201,7 +236,7 @@ func Apply(ctx context.Context, r uploader.Replica, p Policy, now time.Time, log
 		for _, d := range pl.deletions {
 			del[d.Key] = true
 		}
-		blobs, unknownBlobs, err := planBlobs(ctx, r, gens, del, p, now, log)
+		blobs, unknownBlobs, err := planBlobs(ctx, r, gens, del, queued, p, now, log)
 		if err != nil {
 			return rep, err
 		}
@@ -219,23 +254,36 @@ func Apply(ctx context.Context, r uploader.Replica, p Policy, now time.Time, log
 		rep.Took = time.Since(start)
 		return rep, nil
 	}
-	verb := "deleted"
-	if p.DryRun {
-		verb = "would delete"
-	}
+	var blobs []Deletion
 	for _, d := range pl.deletions {
-		if !p.DryRun {
-			if err := r.Delete(ctx, d.Key); err != nil {
-				rep.Took = time.Since(start)
-				return rep, fmt.Errorf("retention: delete %s: %w", d.Key, err)
-			}
+		if d.Kind == KindBlob && guard != nil {
+			blobs = append(blobs, d) // last in the plan: deleted below, through the guard
+			continue
 		}
-		log.Info("retention: "+verb, "key", d.Key, "bytes", d.Size, "reason", d.Reason)
-		rep.Deleted = append(rep.Deleted, d)
-		rep.Objects++
-		rep.Bytes += d.Size
-		if d.Kind == KindGeneration {
-			rep.GenerationsDeleted = append(rep.GenerationsDeleted, d.Generation)
+		if err := apply(ctx, r, d, p.DryRun, &rep, log); err != nil {
+			rep.Took = time.Since(start)
+			return rep, err
+		}
+	}
+	if len(blobs) > 0 {
+		err := guard.DeleteBlobs(ctx, func(referenced func(blobfs.Hash) bool) ([]blobfs.Hash, error) {
+			var tried []blobfs.Hash
+			for _, d := range blobs {
+				h, _ := layout.ParseBlobKey(d.Key)
+				if referenced(h) {
+					log.Info("retention: kept a blob the running tailer referenced meanwhile", "key", d.Key)
+					continue
+				}
+				tried = append(tried, h)
+				if err := apply(ctx, r, d, false, &rep, log); err != nil {
+					return tried, err
+				}
+			}
+			return tried, nil
+		})
+		if err != nil {
+			rep.Took = time.Since(start)
+			return rep, err
 		}
 	}
 	rep.Took = time.Since(start)
@@ -243,6 +291,24 @@ func Apply(ctx context.Context, r uploader.Replica, p Policy, now time.Time, log
 		"generations", len(rep.GenerationsDeleted), "oldest_generation", pl.oldest.Generation,
 		"oldest_export_seq", pl.oldest.ExportSeq, "oldest_export_time", pl.oldest.ExportTime)
 	return rep, nil
+}
+
+// apply deletes one planned object (unless dryRun) and reports it.
+func apply(ctx context.Context, r uploader.Replica, d Deletion, dryRun bool, rep *Report, log *slog.Logger) error {
+	verb := "deleted"
+	if dryRun {
+		verb = "would delete"
+	} else if err := r.Delete(ctx, d.Key); err != nil {
+		return fmt.Errorf("retention: delete %s: %w", d.Key, err)
+	}
+	log.Info("retention: "+verb, "key", d.Key, "bytes", d.Size, "reason", d.Reason)
+	rep.Deleted = append(rep.Deleted, d)
+	rep.Objects++
+	rep.Bytes += d.Size
+	if d.Kind == KindGeneration {
+		rep.GenerationsDeleted = append(rep.GenerationsDeleted, d.Generation)
+	}
+	return nil
 }
 
 // exportTimes reads when each export was taken from its header (one small

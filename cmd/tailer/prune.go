@@ -43,7 +43,10 @@ For a filesystem blob store (blobs/), each export's blob manifest goes with
 its export, and a blob only when no kept export's manifest and no kept
 segment references it and it is older than a day (it may belong to a
 segment still on its way): a blob a kept point needs stays, even long
-after Stalwart purged it.
+after Stalwart purged it. Blob objects are deleted only while prune holds
+the replica's lease (it takes a free one without waiting); while a
+'tailer run' holds it, prune leaves blobs to that tailer's maintenance,
+which also counts what is still in its spool, and says so.
 
 It is safe while 'tailer run' ships and while restores of retained points
 read the replica. Every deletion is logged; --dry-run only reports.`,
@@ -72,7 +75,12 @@ read the replica. Every deletion is logged; --dry-run only reports.`,
 			if err != nil {
 				return err
 			}
-			rep, err := retention.Apply(cmd.Context(), r, policy, time.Now(), log)
+			ctx, done, err := pruneBlobs(cmd.Context(), cmd.OutOrStdout(), r, &policy)
+			if err != nil {
+				return err
+			}
+			defer done()
+			rep, err := retention.Apply(ctx, r, policy, time.Now(), log)
 			printPrune(cmd.OutOrStdout(), r.String(), rep, verbose)
 			return err
 		},
