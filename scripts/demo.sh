@@ -7,14 +7,40 @@
 #   bash scripts/demo.sh                      # MinIO on 127.0.0.1 (installed if missing)
 #   DEMO_BACKEND=file bash scripts/demo.sh    # a local directory as the bucket
 #   DEMO_SECONDS=60 DEMO_RATE=1000 bash scripts/demo.sh
+#   DEMO_BLOBS=1 bash scripts/demo.sh         # mail in a Stalwart filesystem blob store
+#
+# DEMO_BLOBS=1 keeps message bodies in a filesystem blob store
+# (demo-out/blobs, depth 2) that loadgen purges DEMO_BLOB_PURGE_DELAY
+# (default 10s) after a blob's last message goes (Stalwart purges daily;
+# the delay must exceed tailer's shipping latency, and tailer starts after
+# one second of load, not three, so its first copy of the blob store is
+# small), over a longer load (DEMO_SECONDS defaults to 30 then).
+# `tailer run --blobs` ships it, both restores add `--blobs-to`, and their
+# blob directories are checked against the marks byte for byte
+# (`tailer-loadgen verify --blobs`), the intermediate one although the
+# purge deleted some of its blobs from the primary since.
 #
 # Everything lands in ./demo-out (recreated each run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 BACKEND=${DEMO_BACKEND:-minio}
-SECONDS_OF_LOAD=${DEMO_SECONDS:-20}
+BLOBS=${DEMO_BLOBS:-}
+# With blobs the run is longer, so that the purge deletes blobs of the
+# intermediate point before the end.
+SECONDS_OF_LOAD=${DEMO_SECONDS:-$([ -n "$BLOBS" ] && echo 30 || echo 20)}
 RATE=${DEMO_RATE:-400}
+PURGE_DELAY=${DEMO_BLOB_PURGE_DELAY:-10s}
+HISTORY=$([ -n "$BLOBS" ] && echo 1 || echo 3)
+LOADGEN_BLOBS=() RUN_BLOBS=()
+if [ -n "$BLOBS" ]; then
+  LOADGEN_BLOBS=(--blobs "$PWD/demo-out/blobs" --blob-depth 2 --blob-purge-delay "$PURGE_DELAY")
+  RUN_BLOBS=(--blobs "$PWD/demo-out/blobs" --blob-depth 2)
+fi
+# blobs_to NAME: restore's --blobs-to for a restore into $OUT/NAME (none without DEMO_BLOBS).
+blobs_to() { [ -z "$BLOBS" ] || printf '%s\n' --blobs-to "$OUT/$1-blobs" --blob-depth 2; }
+# verify_blobs NAME: verify's --blobs for that restore.
+verify_blobs() { [ -z "$BLOBS" ] || printf '%s\n' --blobs "$OUT/$1-blobs" --blob-depth 2; }
 OUT=$PWD/demo-out
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 now() { date +%s.%N; }
@@ -54,21 +80,20 @@ file) REPLICA="file://$OUT/bucket" ;;
 *) echo "DEMO_BACKEND must be minio or file" >&2; exit 2 ;;
 esac
 
-say "primary: Stalwart-like load, ${SECONDS_OF_LOAD}s at ${RATE} tx/s (blobs, counters, changelog purges)"
+say "primary: Stalwart-like load, ${SECONDS_OF_LOAD}s at ${RATE} tx/s (blobs, counters, changelog purges)${BLOBS:+; mail in a filesystem blob store, dead blobs purged after $PURGE_DELAY}"
 bin/tailer-loadgen run --db "$OUT/primary" --duration "${SECONDS_OF_LOAD}s" --rate "$RATE" \
-  --write-buffer 1MiB --max-wal-size rocksdb --marks "$OUT/marks.jsonl" --mark-every 1000 \
+  --write-buffer 1MiB --max-wal-size rocksdb --marks "$OUT/marks.jsonl" --mark-every 1000 "${LOADGEN_BLOBS[@]}" \
   >"$OUT/loadgen.out" 2>"$OUT/loadgen.log" &
 LOADGEN=$!; PIDS+=($LOADGEN)
-sleep 3   # some history before tailer starts
+sleep "$HISTORY"   # some history before tailer starts
 
 say "tailer run → $BACKEND (while the primary is being written)"
-bin/tailer run --db "$OUT/primary" --scratch "$OUT/scratch" --replica "$REPLICA" \
+bin/tailer run --db "$OUT/primary" "${RUN_BLOBS[@]}" --scratch "$OUT/scratch" --replica "$REPLICA" \
   --poll 1s --listen 127.0.0.1:0 --log-format text >"$OUT/tailer.log" 2>&1 &
 TAILER=$!; PIDS+=($TAILER)
 wait "$LOADGEN"
 cat "$OUT/loadgen.out"
 FINAL=$(tail -n1 "$OUT/marks.jsonl" | python3 -c 'import json,sys; print(json.load(sys.stdin)["seq"])')
-MID=$(sed -n 2p "$OUT/marks.jsonl" | python3 -c 'import json,sys; print(json.load(sys.stdin)["seq"])')
 
 say "waiting until the bucket can restore the primary's final sequence $FINAL"
 T=$(now)
@@ -77,6 +102,13 @@ for _ in $(seq 300); do
   [ "$N" -ge "$FINAL" ] && break; sleep 0.2
 done
 echo "caught up $(elapsed "$T") after the load stopped"
+# The intermediate point: the oldest mark the bucket can restore (tailer's
+# first export comes a moment after it starts).
+MID=$(bin/tailer list --replica "$REPLICA" --json | python3 -c '
+import json, sys
+first = min(g["first_seq"] for g in json.load(sys.stdin))
+seqs = [m["seq"] for m in map(json.loads, open(sys.argv[1])) if first <= m["seq"] < int(sys.argv[2])]
+print(seqs[0] if seqs else sys.argv[2])' "$OUT/marks.jsonl" "$FINAL")
 kill -TERM "$TAILER"; wait "$TAILER" || { echo "tailer exited non-zero"; tail -20 "$OUT/tailer.log"; exit 1; }
 echo "tailer stopped on SIGTERM with exit 0"
 
@@ -85,13 +117,24 @@ bin/tailer list --replica "$REPLICA"
 
 say "restore newest state"
 T=$(now)
-bin/tailer restore --replica "$REPLICA" --to "$OUT/restored-latest" --log-format text 2>"$OUT/restore-latest.log"
+bin/tailer restore --replica "$REPLICA" --to "$OUT/restored-latest" $(blobs_to restored-latest) --log-format text 2>"$OUT/restore-latest.log"
 echo "restore took $(elapsed "$T")"
-bin/tailer-loadgen verify --db "$OUT/restored-latest" --marks "$OUT/marks.jsonl" --seq "$FINAL"
+bin/tailer-loadgen verify --db "$OUT/restored-latest" --marks "$OUT/marks.jsonl" --seq "$FINAL" $(verify_blobs restored-latest)
 
 say "restore an intermediate point: seq $MID"
-bin/tailer restore --replica "$REPLICA" --to "$OUT/restored-mid" --seq "$MID" --log-format text 2>"$OUT/restore-mid.log"
-bin/tailer-loadgen verify --db "$OUT/restored-mid" --marks "$OUT/marks.jsonl" --seq "$MID"
+bin/tailer restore --replica "$REPLICA" --to "$OUT/restored-mid" --seq "$MID" $(blobs_to restored-mid) --log-format text 2>"$OUT/restore-mid.log"
+bin/tailer-loadgen verify --db "$OUT/restored-mid" --marks "$OUT/marks.jsonl" --seq "$MID" $(verify_blobs restored-mid)
+if [ -n "$BLOBS" ]; then
+  GONE=$(python3 -c '
+import json, os, sys
+m = [m for m in map(json.loads, open(sys.argv[1])) if m["seq"] == int(sys.argv[2])][0]
+on_disk = {f for _, _, fs in os.walk(sys.argv[3]) for f in fs}
+names = m["blobs"]["names"]
+print(sum(n not in on_disk for n in names), len(names))' \
+    "$OUT/marks.jsonl" "$MID" "$OUT/blobs")
+  set -- $GONE
+  echo "the purge deleted $1 of the $2 blobs of seq $MID from the primary since; the restore brought back all $2"
+fi
 
 say "tailer changes: Stalwart's changelog as recorded in the bucket (last 5 lines)"
 bin/tailer changes --replica "$REPLICA" | tail -n 5
@@ -125,5 +168,10 @@ BUCKET_BYTES=$(bin/tailer list --replica "$REPLICA" --json | python3 -c 'import 
 printf 'primary store on disk: %s\n' "$(du -sh "$OUT/primary" | cut -f1)"
 printf 'bucket (all objects):  %s bytes\n' "$BUCKET_BYTES"
 printf 'restored store:        %s\n' "$(du -sh "$OUT/restored-latest" | cut -f1)"
+if [ -n "$BLOBS" ]; then
+  printf 'primary blob store:    %s in %s files\n' "$(du -sh "$OUT/blobs" | cut -f1)" "$(find "$OUT/blobs" -type f | wc -l)"
+  printf 'restored blob store:   %s in %s files\n' "$(du -sh "$OUT/restored-latest-blobs" | cut -f1)" "$(find "$OUT/restored-latest-blobs" -type f | wc -l)"
+  if grep -q "BLOB MISSING" "$OUT/tailer.log"; then echo "tailer reported missing blobs:"; grep "BLOB MISSING" "$OUT/tailer.log"; exit 1; fi
+fi
 grep -h "export sealed" "$OUT/tailer.log" | sed 's/^/tailer: /' || true
 say "demo OK: every verified restore equals the primary at its sequence number"

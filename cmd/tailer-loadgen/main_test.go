@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tailer-backup/tailer/integration/loadgen"
 )
@@ -183,5 +184,22 @@ func TestRunThenVerifyBlobs(t *testing.T) {
 	}
 	if _, _, err := execute(t, context.Background(), "run", "--db", filepath.Join(dir, "x"), "--blobs", filepath.Join(dir, "b2"), "--blob-depth", "-1"); err == nil || !strings.Contains(err.Error(), "--blob-depth") {
 		t.Fatalf("negative depth: %v", err)
+	}
+	if _, _, err := execute(t, context.Background(), "run", "--db", filepath.Join(dir, "y"), "--blobs", filepath.Join(dir, "b3"), "--blob-purge-delay", "-1s"); err == nil || !strings.Contains(err.Error(), "--blob-purge-delay") {
+		t.Fatalf("negative purge delay: %v", err)
+	}
+}
+
+// TestRunFlagsPurgeDelay: --blob-purge-delay reaches the generator's
+// Config (0 kept as "purge at once") and defaults to 5s.
+func TestRunFlagsPurgeDelay(t *testing.T) {
+	if def := newRunCmd().Flags().Lookup("blob-purge-delay").DefValue; def != "5s" {
+		t.Errorf("--blob-purge-delay defaults to %s, want 5s", def)
+	}
+	for _, d := range []time.Duration{0, time.Second, time.Minute} {
+		cfg, err := (&runFlags{db: "x", blobs: "b", writeBuffer: "1MiB", purgeDelay: d}).config()
+		if err != nil || cfg.BlobPurgeDelay != d {
+			t.Errorf("--blob-purge-delay %v: Config.BlobPurgeDelay %v, %v", d, cfg.BlobPurgeDelay, err)
+		}
 	}
 }

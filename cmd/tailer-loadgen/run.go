@@ -34,6 +34,7 @@ type runFlags struct {
 	reset          bool
 	blobs          string
 	blobDepth      int
+	purgeDelay     time.Duration
 }
 
 func newRunCmd() *cobra.Command {
@@ -51,7 +52,10 @@ makes the store delete its WAL files at once (to provoke a WAL gap in a
 tailer that lags). With --blobs, message bodies go to a filesystem blob
 store in Stalwart's layout (written in place, in several writes, links in
 k in Stalwart's order) and marks also record the referenced blobs and a
-digest of their files. At the end it prints a summary: transactions by kind,
+digest of their files. A blob whose last message is expunged stays on
+disk, committed but dead, for --blob-purge-delay before the purge deletes
+its file and then its commit key (Stalwart purges on a schedule, daily by
+default; 0 purges at once, and then the same seed writes the same files). At the end it prints a summary: transactions by kind,
 final sequence number, size on disk.
 
 Sizes accept binary suffixes: 256KiB, 1MiB, 4M, 64k.`,
@@ -80,8 +84,15 @@ Sizes accept binary suffixes: 256KiB, 1MiB, 4M, 64k.`,
 	fl.BoolVar(&f.reset, "reset", false, "destroy a RocksDB store already in --db instead of refusing")
 	fl.StringVar(&f.blobs, "blobs", "", "put message bodies in a Stalwart filesystem blob store in this directory (absent or empty) instead of family t")
 	fl.IntVar(&f.blobDepth, "blob-depth", blobfs.DefaultDepth, "directory depth of the --blobs store (Stalwart's depth; 0 to 5)")
+	fl.DurationVar(&f.purgeDelay, "blob-purge-delay", defaultPurgeDelay, "how long a dead blob (no link left) stays on disk before the purge deletes it (0: at once)")
 	return cmd
 }
+
+// defaultPurgeDelay stands in for Stalwart's scheduled (daily) blob purge
+// at a test's scale: long enough for a backup to copy a blob whose
+// message is expunged right after delivery, short enough that a run of a
+// minute sees purges.
+const defaultPurgeDelay = 5 * time.Second
 
 func (f *runFlags) config() (loadgen.Config, error) {
 	if f.db == "" {
@@ -93,6 +104,9 @@ func (f *runFlags) config() (loadgen.Config, error) {
 	if f.blobDepth < 0 {
 		return loadgen.Config{}, fmt.Errorf("--blob-depth %d: want 0 to %d", f.blobDepth, blobfs.MaxDepth)
 	}
+	if f.purgeDelay < 0 {
+		return loadgen.Config{}, fmt.Errorf("--blob-purge-delay %v: want 0 (purge at once) or more", f.purgeDelay)
+	}
 	if f.tx < 0 || f.rate < 0 || f.duration < 0 || f.markEvery < 0 || f.flushEvery < 0 {
 		return loadgen.Config{}, errors.New("--tx, --rate, --duration, --mark-every and --flush-every cannot be negative")
 	}
@@ -103,7 +117,7 @@ func (f *runFlags) config() (loadgen.Config, error) {
 	cfg := loadgen.Config{
 		Dir: f.db, Seed: f.seed, Accounts: f.accounts, WriteBufferSize: uint64(wb),
 		LargeBlobShare: f.largeShare, ChangesHistory: f.changesHistory, Reset: f.reset,
-		BlobDir: f.blobs, BlobDepth: f.blobDepth,
+		BlobDir: f.blobs, BlobDepth: f.blobDepth, BlobPurgeDelay: f.purgeDelay,
 	}
 	if f.blobDepth == 0 {
 		cfg.BlobDepth = -1 // explicit 0: no directory levels

@@ -3,11 +3,13 @@ package loadgen
 import (
 	"bytes"
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tailer-backup/tailer/blobfs"
 	"github.com/tailer-backup/tailer/bloblink"
@@ -207,5 +209,106 @@ func TestBlobDirMustBeEmpty(t *testing.T) {
 	}
 	if got, _ := os.ReadFile(filepath.Join(dir, "x")); !bytes.Equal(got, nil) {
 		t.Fatal("the directory's file was touched")
+	}
+}
+
+// TestBlobPurgeDelay: with a purge delay a dead blob keeps its file and
+// commit key (committed, not required, so no mark references it) until it
+// has been dead for the delay; then the purge removes both. A mark taken
+// while a blob was live references it even after the purge removed it.
+func TestBlobPurgeDelay(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		dir  bool
+	}{{"blob directory", true}, {"family t", false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			const step, delay = 10 * time.Millisecond, time.Second // 100 transactions
+			now := time.Unix(fakeEpoch, 0)
+			cfg := Config{Seed: 12, WriteBufferSize: 256 << 10, Accounts: 4, BlobPurgeDelay: delay,
+				Clock: func() time.Time { now = now.Add(step); return now }}
+			var l blobfs.Layout
+			if tc.dir {
+				cfg.BlobDir = filepath.Join(t.TempDir(), "blobs")
+				l, _ = blobfs.NewLayout(cfg.BlobDir, blobfs.DefaultDepth)
+			}
+			g := openGen(t, cfg)
+			run(t, g, 300)
+			early := mark(t, g)
+			run(t, g, 900)
+			stored := func() map[blobfs.Hash]bool {
+				refs, _, err := bloblink.Read(context.Background(), g.Store(), nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				out := map[blobfs.Hash]bool{}
+				for _, r := range refs {
+					if !r.Committed {
+						t.Fatalf("blob %s in k without a commit key", r.Hash.Name())
+					}
+					out[r.Hash] = true
+				}
+				return out
+			}
+			have := stored()
+			m := g.m
+			if len(m.orphans) == 0 {
+				t.Fatal("no dead blob awaits the purge")
+			}
+			for i, o := range m.orphans {
+				if age := now.Sub(m.died[i]); age >= delay {
+					t.Errorf("orphan %x dead for %v, past the delay %v", o, age, delay)
+				}
+				if !have[o] {
+					t.Errorf("orphan %x lost its commit key within the delay", o)
+				}
+				if tc.dir {
+					if _, err := os.Stat(l.Path(o)); err != nil {
+						t.Errorf("orphan %x lost its file within the delay: %v", o, err)
+					}
+				}
+			}
+			// Every blob ever delivered is linked, awaiting the purge, or
+			// purged (neither key nor file); some were purged.
+			if want := len(m.blobRefs) + len(m.orphans); len(have) != want {
+				t.Fatalf("k names %d blobs, model %d linked + %d dead", len(have), len(m.blobRefs), len(m.orphans))
+			}
+			if purged := g.Counts()[KindDelivery] - len(have); purged <= 0 {
+				t.Fatalf("%d deliveries, %d blobs left: the purge removed none", g.Counts()[KindDelivery], len(have))
+			}
+			if !tc.dir {
+				return
+			}
+			gone := 0
+			for _, name := range early.Blobs.Names {
+				h, _ := blobfs.ParseName(name)
+				if _, err := os.Stat(l.Path(h)); errors.Is(err, os.ErrNotExist) {
+					gone++
+					if have[h] {
+						t.Errorf("blob %s: file purged, commit key kept", name)
+					}
+				}
+			}
+			if gone == 0 {
+				t.Fatal("no blob of the early mark was purged since")
+			}
+			// Past the delay, the next transaction purges every orphan
+			// older than it.
+			old := slices.Clone(m.orphans)
+			now = now.Add(delay)
+			run(t, g, 1)
+			have = stored()
+			for _, o := range old {
+				if _, err := os.Stat(l.Path(o)); have[o] || !errors.Is(err, os.ErrNotExist) {
+					t.Errorf("orphan %x dead past the delay kept (key %v, file %v)", o, have[o], err)
+				}
+			}
+		})
+	}
+}
+
+func TestBlobPurgeDelayNegative(t *testing.T) {
+	_, err := Open(Config{Dir: filepath.Join(t.TempDir(), "p"), BlobPurgeDelay: -time.Second})
+	if err == nil || !strings.Contains(err.Error(), "BlobPurgeDelay") {
+		t.Fatalf("Open with a negative purge delay = %v", err)
 	}
 }

@@ -3,6 +3,7 @@ package loadgen
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/tailer-backup/tailer/blobfs"
 	"github.com/tailer-backup/tailer/internal/stalwart"
@@ -67,6 +68,20 @@ type Config struct {
 	// BlobDepth is the blob store's directory depth (Stalwart's "depth").
 	// 0 means blobfs.DefaultDepth (2); negative means no levels.
 	BlobDepth int
+	// BlobPurgeDelay is how long a blob whose last link went away waits
+	// for the purge (file, then commit key, as Stalwart's purge deletes
+	// them). Stalwart purges on a schedule (daily by default), so a dead
+	// blob stays on disk, committed, for a while; a backup that ships
+	// within the delay misses no blob. Until then the blob is dead: no
+	// link holds it and marks do not reference it (bloblink's Required).
+	// 0 purges at once, a few orphans at a time on expunges (the
+	// generator's first model; the store is then a function of the seed
+	// alone); with a delay the purge follows Clock, so which blobs are
+	// gone at a point depends on timing. Negative is an error.
+	BlobPurgeDelay time.Duration
+	// Clock is the generator's clock for BlobPurgeDelay; nil means
+	// time.Now. Tests inject one to step over the delay.
+	Clock func() time.Time
 	// Reset lets Open destroy a RocksDB store already in Dir and start a
 	// fresh one; without it such a Dir is an error, so that a mistyped
 	// path never wipes a store.
@@ -105,6 +120,9 @@ func (c Config) withDefaults() (Config, error) {
 	if c.ChangesHistory == 0 {
 		c.ChangesHistory = DefaultChangesHistory
 	}
+	if c.Clock == nil {
+		c.Clock = time.Now
+	}
 	if c.BlobDepth == 0 {
 		c.BlobDepth = blobfs.DefaultDepth
 	}
@@ -116,6 +134,8 @@ func (c Config) withDefaults() (Config, error) {
 		return c, fmt.Errorf("loadgen: Accounts %d < 1", c.Accounts)
 	case c.Accounts > 1<<20:
 		return c, fmt.Errorf("loadgen: Accounts %d is more than this generator models", c.Accounts)
+	case c.BlobPurgeDelay < 0:
+		return c, fmt.Errorf("loadgen: BlobPurgeDelay %v is negative; use 0 to purge at once", c.BlobPurgeDelay)
 	case c.LargeBlobShare > 1:
 		return c, fmt.Errorf("loadgen: LargeBlobShare %v > 1", c.LargeBlobShare)
 	case c.SmallBlobMax < 1024 || c.SmallBlobMax >= stalwart.BlobMinSize:

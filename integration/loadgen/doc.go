@@ -19,8 +19,10 @@
 //   - flag change (~20%): keyword puts in p and b (deletes when a keyword
 //     is cleared), a changelog entry with item updates.
 //   - expunge (~12%): deletes of every key of the message, sometimes a blob
-//     purge (t value or file, and commit key), a negative quota merge, a changelog entry with item
-//     deletes (and sometimes a vanished-Email entry).
+//     purge (t value or file, and commit key), a negative quota merge, a
+//     changelog entry with item deletes (and sometimes a vanished-Email
+//     entry). With Config.BlobPurgeDelay the purge is instead scheduled:
+//     after any transaction, every blob dead for the delay goes.
 //   - changelog purge (~4%): DeleteRange in l then an empty-valued
 //     truncation marker at the first kept key.
 //   - counter cleanup (~3%): deletes of zero counters in n, u and y.
@@ -36,5 +38,6 @@
 // in-memory model it reads evolves deterministically), so two generators
 // with the same Config write byte-identical stores: tests compare a
 // restored store with the primary through Marks — per-family digests taken
-// from one RocksDB snapshot — recorded while writing.
+// from one RocksDB snapshot — recorded while writing. (With a purge delay
+// the purge follows the clock, so which blobs are gone at a point is not.)
 package loadgen

@@ -199,7 +199,7 @@ func (g *Generator) Tx(ctx context.Context) (Tx, error) {
 	rng := rand.New(rand.NewPCG(uint64(g.cfg.Seed), uint64(g.n)))
 	g.wb.Clear()
 	tx := Tx{N: g.n, FirstSeq: g.s.DB.GetLatestSequenceNumber() + 1}
-	b := &builder{g: g, rng: rng, tx: tx}
+	b := &builder{g: g, rng: rng, tx: tx, now: g.cfg.Clock()}
 	b.build()
 	tx = b.tx
 	if b.err == nil {

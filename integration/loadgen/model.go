@@ -2,6 +2,7 @@ package loadgen
 
 import (
 	"slices"
+	"time"
 )
 
 // model is the generator's in-memory picture of what it wrote: enough to
@@ -12,9 +13,12 @@ import (
 type model struct {
 	accounts []*account // accounts[id-1]
 	// blobRefs counts the live links per blob hash; a blob at 0 is an
-	// orphan that a later blob purge deletes.
+	// orphan that a later blob purge deletes. orphans lists them oldest
+	// first and died (same length) when each lost its last link, for the
+	// purge delay.
 	blobRefs map[[32]byte]int
 	orphans  [][32]byte
+	died     []time.Time
 	// changes lists, per account and collection, the change ids present in
 	// l (oldest first; the first one may be a truncation marker).
 	changes map[clKey][]uint64

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strings"
+	"time"
 
 	"github.com/linxGnu/grocksdb"
 
@@ -27,6 +28,8 @@ type builder struct {
 	extra int
 	after []func()
 	err   error
+	// now is the generator's clock at the transaction's start.
+	now time.Time
 }
 
 // kind shares, in percent; the rest is churn.
@@ -61,6 +64,24 @@ func (b *builder) build() {
 		}
 	default:
 		b.churn()
+	}
+	b.purgeDue()
+}
+
+// purgeDue is the scheduled blob purge, with Config.BlobPurgeDelay set:
+// every orphan dead for at least the delay is purged (Stalwart's purge
+// runs on a schedule, so a dead blob keeps its file and commit key for a
+// while). It draws nothing from rng, so the transactions' content stays
+// a function of the seed; which blobs are gone when depends on the clock.
+func (b *builder) purgeDue() {
+	d := b.g.cfg.BlobPurgeDelay
+	if d <= 0 {
+		return
+	}
+	m := b.g.m
+	for len(m.orphans) > 0 && b.now.Sub(m.died[0]) >= d {
+		b.purgeBlob(m.orphans[0])
+		m.orphans, m.died = m.orphans[1:], m.died[1:]
 	}
 }
 
@@ -250,6 +271,7 @@ func (b *builder) expunge() bool {
 		if m.blobRefs[d.hash]--; m.blobRefs[d.hash] == 0 {
 			delete(m.blobRefs, d.hash)
 			m.orphans = append(m.orphans, d.hash)
+			m.died = append(m.died, b.now)
 		}
 		b.merge('n', collectionKey(a.id, quotaMarker), -int64(d.size))
 		a.quota -= int64(d.size)
@@ -265,10 +287,10 @@ func (b *builder) expunge() bool {
 			thread.itemUpdates = addUnique(thread.itemUpdates, uint64(d.thread))
 		}
 	}
-	if blobPurge {
+	if blobPurge && g.cfg.BlobPurgeDelay == 0 {
 		for n := 0; n < 3 && len(m.orphans) > 0; n++ {
 			b.purgeBlob(m.orphans[0])
-			m.orphans = m.orphans[1:]
+			m.orphans, m.died = m.orphans[1:], m.died[1:]
 		}
 	}
 	sets := map[uint8]*changeSet{collEmail: email, collThread: thread}
