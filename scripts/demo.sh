@@ -37,10 +37,16 @@ if [ -n "$BLOBS" ]; then
   LOADGEN_BLOBS=(--blobs "$PWD/demo-out/blobs" --blob-depth 2 --blob-purge-delay "$PURGE_DELAY")
   RUN_BLOBS=(--blobs "$PWD/demo-out/blobs" --blob-depth 2)
 fi
-# blobs_to NAME: restore's --blobs-to for a restore into $OUT/NAME (none without DEMO_BLOBS).
-blobs_to() { [ -z "$BLOBS" ] || printf '%s\n' --blobs-to "$OUT/$1-blobs" --blob-depth 2; }
-# verify_blobs NAME: verify's --blobs for that restore.
-verify_blobs() { [ -z "$BLOBS" ] || printf '%s\n' --blobs "$OUT/$1-blobs" --blob-depth 2; }
+# blob_args NAME: sets BLOBS_TO (restore's --blobs-to for a restore into
+# $OUT/NAME) and VERIFY_BLOBS (verify's --blobs for it); empty without
+# DEMO_BLOBS. Arrays, so that a path with spaces stays one argument.
+blob_args() {
+  BLOBS_TO=() VERIFY_BLOBS=()
+  if [ -n "$BLOBS" ]; then
+    BLOBS_TO=(--blobs-to "$OUT/$1-blobs" --blob-depth 2)
+    VERIFY_BLOBS=(--blobs "$OUT/$1-blobs" --blob-depth 2)
+  fi
+}
 OUT=$PWD/demo-out
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 now() { date +%s.%N; }
@@ -117,13 +123,15 @@ bin/tailer list --replica "$REPLICA"
 
 say "restore newest state"
 T=$(now)
-bin/tailer restore --replica "$REPLICA" --to "$OUT/restored-latest" $(blobs_to restored-latest) --log-format text 2>"$OUT/restore-latest.log"
+blob_args restored-latest
+bin/tailer restore --replica "$REPLICA" --to "$OUT/restored-latest" "${BLOBS_TO[@]}" --log-format text 2>"$OUT/restore-latest.log"
 echo "restore took $(elapsed "$T")"
-bin/tailer-loadgen verify --db "$OUT/restored-latest" --marks "$OUT/marks.jsonl" --seq "$FINAL" $(verify_blobs restored-latest)
+bin/tailer-loadgen verify --db "$OUT/restored-latest" --marks "$OUT/marks.jsonl" --seq "$FINAL" "${VERIFY_BLOBS[@]}"
 
 say "restore an intermediate point: seq $MID"
-bin/tailer restore --replica "$REPLICA" --to "$OUT/restored-mid" --seq "$MID" $(blobs_to restored-mid) --log-format text 2>"$OUT/restore-mid.log"
-bin/tailer-loadgen verify --db "$OUT/restored-mid" --marks "$OUT/marks.jsonl" --seq "$MID" $(verify_blobs restored-mid)
+blob_args restored-mid
+bin/tailer restore --replica "$REPLICA" --to "$OUT/restored-mid" --seq "$MID" "${BLOBS_TO[@]}" --log-format text 2>"$OUT/restore-mid.log"
+bin/tailer-loadgen verify --db "$OUT/restored-mid" --marks "$OUT/marks.jsonl" --seq "$MID" "${VERIFY_BLOBS[@]}"
 if [ -n "$BLOBS" ]; then
   GONE=$(python3 -c '
 import json, os, sys
