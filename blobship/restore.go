@@ -13,6 +13,7 @@ import (
 
 	"github.com/tailer-backup/tailer/blobfs"
 	"github.com/tailer-backup/tailer/bloblink"
+	"github.com/tailer-backup/tailer/internal/durable"
 	"github.com/tailer-backup/tailer/internal/layout"
 	"github.com/tailer-backup/tailer/internal/owned"
 	"github.com/tailer-backup/tailer/uploader"
@@ -275,32 +276,8 @@ func writeAtomic(path string, data []byte) error {
 	if _, err := owned.MkdirAll(dir); err != nil {
 		return fmt.Errorf("create blob directory %s: %w", dir, err)
 	}
-	f, err := os.CreateTemp(dir, ".tailer-tmp-*")
-	if err != nil {
-		return fmt.Errorf("write blob %s: %w", path, err)
-	}
-	tmp := f.Name()
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("write blob %s: %w", path, err)
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("sync blob directory %s: %w", dir, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("sync blob directory %s: %w", dir, err)
+	if err := durable.WriteFile(path, data, ".tailer-tmp-*"); err != nil {
+		return fmt.Errorf("blob: %w", err)
 	}
 	return nil
 }

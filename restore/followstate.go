@@ -79,26 +79,10 @@ func writeState(path string, s followState) error {
 	if err != nil {
 		return fmt.Errorf("encode follower state: %w", err)
 	}
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, owned.FileMode)
-	if err != nil {
-		return fmt.Errorf("write follower state: %w", err)
+	if err := durable.WriteFile(path, append(b, '\n'), filepath.Base(path)+".tmp"); err != nil {
+		return fmt.Errorf("follower state: %w", err)
 	}
-	_, err = f.Write(append(b, '\n'))
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("write follower state %s: %w", path, err)
-	}
-	return durable.SyncDir(filepath.Dir(path))
+	return nil
 }
 
 // lockFollower makes sure one follower at a time works on a standby: two

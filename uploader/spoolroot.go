@@ -200,25 +200,5 @@ func writeSpoolOwner(dir string, o SpoolOwner) error {
 	if err != nil {
 		return err
 	}
-	p := filepath.Join(dir, SpoolOwnerFile)
-	tmp, err := os.CreateTemp(dir, tempPrefix+"owner-*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", p, err)
-	}
-	defer os.Remove(tmp.Name()) // after a successful rename: nothing
-	if _, err := tmp.Write(append(raw, '\n')); err != nil {
-		tmp.Close()
-		return fmt.Errorf("write %s: %w", p, err)
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return fmt.Errorf("write %s: fsync: %w", p, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("write %s: %w", p, err)
-	}
-	if err := os.Rename(tmp.Name(), p); err != nil {
-		return fmt.Errorf("write %s: %w", p, err)
-	}
-	return durable.SyncDir(dir)
+	return durable.WriteFile(filepath.Join(dir, SpoolOwnerFile), append(raw, '\n'), tempPrefix+"owner-*")
 }

@@ -7,6 +7,8 @@ package durable
 import (
 	"fmt"
 	"os"
+	"path/filepath"
+	"strings"
 )
 
 // SyncDir fsyncs a directory, making the entries created, renamed or
@@ -24,4 +26,40 @@ func SyncDir(dir string) error {
 		return fmt.Errorf("fsync directory %s: %w", dir, err)
 	}
 	return nil
+}
+
+// WriteFile replaces path with data so that a crash leaves either the old
+// file or the new one, whole: the bytes go to a temporary file in path's
+// directory (mode 0600), which is fsynced, renamed over path, and the
+// directory fsynced. temp names the temporary file: a pattern with '*'
+// (os.CreateTemp: a fresh name each time, for callers that clean up by
+// prefix) or a fixed name (reused, so a crash leaves at most one behind).
+func WriteFile(path string, data []byte, temp string) error {
+	dir := filepath.Dir(path)
+	var f *os.File
+	var err error
+	if strings.Contains(temp, "*") {
+		f, err = os.CreateTemp(dir, temp)
+	} else {
+		f, err = os.OpenFile(filepath.Join(dir, temp), os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	}
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	tmp := f.Name()
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return SyncDir(dir)
 }
