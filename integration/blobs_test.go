@@ -353,20 +353,7 @@ func TestBlobStoreKill9(t *testing.T) {
 	bg := openBlobGen(t, dir, 32, 200, blobPurgeDelay)
 	e := &env{t: t, dir: dir, gen: bg.g, replica: openReplica(t, url, uploader.Options{})}
 	e.load(200)
-	logf, err := os.Create(filepath.Join(dir, "tailer.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer logf.Close()
-	t.Cleanup(func() {
-		if t.Failed() {
-			b, _ := os.ReadFile(logf.Name())
-			if len(b) > 6000 {
-				b = b[len(b)-6000:]
-			}
-			t.Logf("tailer log tail:\n%s", b)
-		}
-	})
+	logf := tailerLog(t, dir)
 	start := func() *exec.Cmd {
 		cmd := exec.Command(bin, "run", "--db", bg.g.Dir(), "--blobs", bg.blobs.Root, "--scratch", filepath.Join(dir, "scratch"),
 			"--replica", url, "--poll", "100ms", "--listen", "", "--log-format", "json")

@@ -74,20 +74,7 @@ func TestKill9Loop(t *testing.T) {
 	e := &env{t: t, dir: dir, gen: g, replica: openReplica(t, url, uploader.Options{})}
 	e.load(200)
 
-	logf, err := os.Create(filepath.Join(e.dir, "tailer.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer logf.Close()
-	t.Cleanup(func() {
-		if t.Failed() {
-			b, _ := os.ReadFile(logf.Name())
-			if len(b) > 6000 {
-				b = b[len(b)-6000:]
-			}
-			t.Logf("tailer log tail:\n%s", b)
-		}
-	})
+	logf := tailerLog(t, e.dir)
 	start := func() *exec.Cmd {
 		cmd := exec.Command(bin, "run", "--db", e.gen.Dir(), "--scratch", filepath.Join(e.dir, "scratch"),
 			"--replica", url, "--poll", "100ms", "--listen", "", "--log-format", "json")

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -214,4 +215,25 @@ func (e *env) restoreBy2(seq uint64, gen string) ([]segment.FamilySum, error) {
 		To:     filepath.Join(e.dir, fmt.Sprintf("restore-%s-%d", gen, seq)),
 		Target: restore.Target{Seq: seq, HasSeq: true, Generation: gen}, Digests: true, VerifyLoad: true, Log: testLogger(e.t)})
 	return res.Families, err
+}
+
+// tailerLog creates dir/tailer.log for a tailer subprocess's output, and
+// shows its tail if the test fails.
+func tailerLog(t *testing.T, dir string) *os.File {
+	t.Helper()
+	logf, err := os.Create(filepath.Join(dir, "tailer.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		logf.Close()
+		if t.Failed() {
+			b, _ := os.ReadFile(logf.Name())
+			if len(b) > 6000 {
+				b = b[len(b)-6000:]
+			}
+			t.Logf("tailer log tail:\n%s", b)
+		}
+	})
+	return logf
 }

@@ -415,20 +415,11 @@ func (e *exporter) blob(fw *FileWriter, blobs *grocksdb.ColumnFamilyHandle, hash
 		}
 		value = file
 	}
-	data, unmarked, err := DecodeBlob(value)
-	if err != nil {
-		return fmt.Errorf("blob %x: %w", hash, err)
-	}
-	if unmarked {
-		e.unmarked++
-	}
-	if err := fw.Add(hash, data); err != nil {
-		return fmt.Errorf("write blob %x: %w", hash, err)
-	}
-	return nil
+	return e.add(fw, hash, value)
 }
 
-// add writes a blob read from the blob source.
+// add decodes and writes one blob (a value of family t, or a file of the
+// blob source).
 func (e *exporter) add(fw *FileWriter, hash, file []byte) error {
 	data, unmarked, err := DecodeBlob(file)
 	if err != nil {
