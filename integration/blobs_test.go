@@ -35,6 +35,7 @@ import (
 	"github.com/tailer-backup/tailer/internal/promtest"
 	"github.com/tailer-backup/tailer/internal/store"
 	"github.com/tailer-backup/tailer/restore"
+	"github.com/tailer-backup/tailer/retention"
 	"github.com/tailer-backup/tailer/segment"
 	"github.com/tailer-backup/tailer/uploader"
 )
@@ -200,7 +201,8 @@ func TestBlobStoreRunRestore(t *testing.T) {
 			reg := prometheus.NewRegistry()
 			var logs lockedLog
 			log := slog.New(slog.NewTextHandler(io.MultiWriter(&logs, testWriter{t}), &slog.HandlerOptions{Level: slog.LevelWarn}))
-			e.runAgent(agent.Config{Poll: 25 * time.Millisecond, Blobs: bg.blobs.Root, LeaseTTL: -1, Registry: reg, Log: log}) // no lease: the counting wrapper hides conditional writes
+			// Periodic exports, so that retention below has older points to drop.
+			e.runAgent(agent.Config{Poll: 25 * time.Millisecond, Blobs: bg.blobs.Root, LeaseTTL: -1, ExportInterval: 3 * time.Second, Registry: reg, Log: log}) // no lease: the counting wrapper hides conditional writes
 			e.waitRestorable(bg.g.Store().DB.GetLatestSequenceNumber())
 
 			bg.marking.Store(true)
@@ -214,6 +216,7 @@ func TestBlobStoreRunRestore(t *testing.T) {
 			if _, err := bg.g.Run(context.Background(), 900, 100); err != nil {
 				t.Fatal(err)
 			}
+			last := e.mark()
 			e.waitRestorable(bg.g.Store().DB.GetLatestSequenceNumber())
 			e.stopTailer()
 
@@ -250,6 +253,28 @@ func TestBlobStoreRunRestore(t *testing.T) {
 			t.Logf("%s: %d marks restored whole byte for byte, %d of them with blobs purged from disk since; %d blob PUTs (%d distinct), %d object bytes, %v blob file bytes",
 				b.name, len(marks), purged, sum(counted.puts), len(counted.puts), counted.bytes,
 				promtest.Value(t, reg, "tailer_blob_bytes_shipped_total"))
+
+			// Retention keeps the newest export only, with no grace for
+			// blobs: it deletes the blob objects only older points needed,
+			// and the newest point still restores whole, byte for byte.
+			ctx := context.Background()
+			before, err := blobship.Listed(ctx, counted.Replica)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rep, err := retention.Apply(ctx, counted.Replica, retention.Policy{KeepExports: 1, BlobGrace: time.Nanosecond}, time.Now(), testLogger(t))
+			if err != nil {
+				t.Fatalf("retention: %v", err)
+			}
+			after, err := blobship.Listed(ctx, counted.Replica)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(after) >= len(before) {
+				t.Fatalf("retention deleted no blob object (%d before, %d after; %d objects deleted): the test proves too little", len(before), len(after), rep.Objects)
+			}
+			e.checkBlobRestore(counted.Replica, last)
+			t.Logf("%s: retention kept the newest export: %d of %d blob objects deleted, the newest point restores whole", b.name, len(before)-len(after), len(before))
 		})
 	}
 }
