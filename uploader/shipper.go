@@ -8,10 +8,13 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/tailer-backup/tailer/internal/layout"
 )
 
 // Shipper drains a Spool into a Replica. It uploads oldest first, retries
@@ -30,14 +33,29 @@ type Shipper struct {
 	minBackoff, maxBackoff time.Duration
 	rescan                 time.Duration // safety net for a missed Notify
 
-	upload sync.Mutex // held per object, so Run and Drain never upload one twice
-	guard  func() error
+	// upload is the upload slot, held (a send) for a whole batch, so Run
+	// and Drain never upload side by side: neither could otherwise
+	// upload a segment while the other still uploads a blob before it.
+	upload   chan struct{}
+	parallel int                          // blob objects in flight at most
+	list     func() ([]SpoolEntry, error) // the spool's Pending; tests replace it
+	guard    func() error
+
+	// Highest sequence number a complete listing showed (see
+	// trustedPrefix); guarded by the upload slot.
+	listedMax uint64
+	listed    bool
 
 	stateMu       sync.Mutex
 	failing       bool
 	failingSince  time.Time
 	failedAttempt int
 }
+
+// DefaultBlobUploads is how many blob objects a Shipper uploads at once:
+// a filesystem blob store spools one object per message, and uploading
+// them one round trip at a time cannot keep up with a busy server.
+const DefaultBlobUploads = 8
 
 // NewShipper returns a Shipper from s to r. Its metrics are registered on
 // reg (nil: not registered); log may be nil to discard logs.
@@ -51,6 +69,9 @@ func NewShipper(s *Spool, r Replica, reg prometheus.Registerer, log *slog.Logger
 		log:        log.With("replica", r.String()),
 		metrics:    NewShipperMetrics(reg, s),
 		wake:       make(chan struct{}, 1),
+		upload:     make(chan struct{}, 1),
+		parallel:   DefaultBlobUploads,
+		list:       s.Pending,
 		minBackoff: 500 * time.Millisecond,
 		maxBackoff: 30 * time.Second,
 		rescan:     30 * time.Second,
@@ -129,18 +150,14 @@ func (sh *Shipper) Drain(ctx context.Context) error {
 func (sh *Shipper) shipAll(ctx context.Context) error {
 	attempt := 0
 	for ctx.Err() == nil {
-		ents, err := sh.spool.Pending()
-		if err == nil && len(ents) == 0 {
-			return nil
-		}
-		for _, e := range ents {
-			if err = sh.shipOne(ctx, e); err != nil {
-				break
-			}
-			sh.succeeded()
+		empty, shipped, err := sh.shipBatch(ctx)
+		if shipped > 0 {
 			attempt = 0
 		}
 		if err == nil {
+			if empty {
+				return nil
+			}
 			continue // look for entries committed meanwhile
 		}
 		if errors.Is(err, ErrGuarded) {
@@ -160,10 +177,148 @@ func (sh *Shipper) shipAll(ctx context.Context) error {
 	return nil
 }
 
+// shipBatch lists the spool once and uploads what that listing can be
+// trusted with (see trustedPrefix), oldest first: a run of consecutive
+// blob objects concurrently (they have no order among themselves), any
+// other object alone and only once everything before it was uploaded and
+// removed. It stops at the first failure; empty reports an empty spool.
+// It holds the upload slot for the whole batch, so a concurrent Run and
+// Drain never upload side by side and never reorder each other.
+func (sh *Shipper) shipBatch(ctx context.Context) (empty bool, shipped int, err error) {
+	select {
+	case sh.upload <- struct{}{}:
+	case <-ctx.Done():
+		return false, 0, nil
+	}
+	defer func() { <-sh.upload }()
+	ents, err := sh.list()
+	if err != nil {
+		return false, 0, err
+	}
+	if len(ents) == 0 {
+		return true, 0, nil
+	}
+	batch := sh.trustedPrefix(ents)
+	for i := 0; i < len(batch); {
+		if !isBlobKey(batch[i].Key) {
+			if err := sh.shipOne(ctx, batch[i]); err != nil {
+				return false, shipped, err
+			}
+			sh.succeeded()
+			shipped++
+			i++
+			continue
+		}
+		j := i + 1
+		for j < len(batch) && isBlobKey(batch[j].Key) {
+			j++
+		}
+		n, err := sh.shipConcurrently(ctx, batch[i:j])
+		shipped += n
+		if err != nil {
+			return false, shipped, err
+		}
+		i = j
+	}
+	return false, shipped, nil
+}
+
+// shipConcurrently uploads ents (blob objects) with up to sh.parallel in
+// flight and returns once none is. After a failure it starts no more; the
+// error returned is a guard refusal if any, else the first failure.
+func (sh *Shipper) shipConcurrently(ctx context.Context, ents []SpoolEntry) (int, error) {
+	var (
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		shipped  int
+		firstErr error
+	)
+	stopped := func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return firstErr != nil
+	}
+	slots := make(chan struct{}, max(sh.parallel, 1))
+	for _, e := range ents {
+		slots <- struct{}{}
+		if stopped() || ctx.Err() != nil {
+			<-slots
+			break
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-slots }()
+			err := sh.shipOne(ctx, e)
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err == nil:
+				shipped++
+				sh.succeeded()
+			case firstErr == nil || (errors.Is(err, ErrGuarded) && !errors.Is(firstErr, ErrGuarded)):
+				firstErr = err
+			}
+		}()
+	}
+	wg.Wait()
+	return shipped, firstErr
+}
+
+// isBlobKey reports whether key is a blob object of a filesystem blob
+// store: content-addressed, so blob objects may reach the replica in any
+// order among themselves (only what references them must come after).
+func isBlobKey(key string) bool {
+	_, ok := layout.ParseBlobKey(key)
+	return ok
+}
+
+// trustedPrefix returns the leading entries of a listing that cannot be
+// missing an earlier entry. A directory listing concurrent with commits
+// may miss an entry yet show a later one; sequence numbers are dense
+// (each commit takes the next one, in order), so a gap above everything
+// an earlier listing showed may be such an entry: the batch stops before
+// the gap, and the next listing, started after this one ended, sees the
+// entry if it exists. A gap at or below what an earlier listing showed is
+// real (an entry removed): that earlier entry was committed after the
+// missing sequence number, before this listing began. It records the
+// listing's highest sequence number; it runs with the upload slot held.
+func (sh *Shipper) trustedPrefix(ents []SpoolEntry) []SpoolEntry {
+	lo, haveLo := sh.listedMax, sh.listed
+	for i, e := range ents {
+		seq, ok := entrySeq(e)
+		if !ok {
+			continue // not a queue file name; Pending returns none such
+		}
+		if haveLo && seq > lo+1 {
+			sh.noteListed(ents)
+			return ents[:i]
+		}
+		if !haveLo || seq > lo {
+			lo, haveLo = seq, true
+		}
+	}
+	sh.noteListed(ents)
+	return ents
+}
+
+// noteListed records the highest sequence number of a complete listing.
+func (sh *Shipper) noteListed(ents []SpoolEntry) {
+	for _, e := range ents {
+		if seq, ok := entrySeq(e); ok && (!sh.listed || seq > sh.listedMax) {
+			sh.listedMax, sh.listed = seq, true
+		}
+	}
+}
+
+// entrySeq is the sequence number in a spool entry's file name.
+func entrySeq(e SpoolEntry) (uint64, bool) {
+	seq, _, ok := parseSpoolName(filepath.Base(e.Path))
+	return seq, ok
+}
+
 // shipOne uploads one entry and removes it from the spool.
 func (sh *Shipper) shipOne(ctx context.Context, e SpoolEntry) error {
-	sh.upload.Lock()
-	defer sh.upload.Unlock()
 	f, err := os.Open(e.Path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil // shipped meanwhile by a concurrent Run or Drain

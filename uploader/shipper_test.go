@@ -3,18 +3,24 @@ package uploader
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+
+	"github.com/tailer-backup/tailer/blobfs"
+	"github.com/tailer-backup/tailer/internal/layout"
 )
 
 // fakeReplica is an in-memory Replica whose Put fails a set number of
@@ -404,4 +410,339 @@ func waitFor(t *testing.T, cond func() bool) {
 		}
 		time.Sleep(time.Millisecond)
 	}
+}
+
+// recFake is a Replica that records every Put as an interval of a logical
+// clock (start, end), the most Puts in flight at once, and fails the Puts
+// fail picks; each Put takes delay().
+type recFake struct {
+	delay func() time.Duration
+	fail  func(key string, try int) bool // try counts from 0 per key
+
+	mu          sync.Mutex
+	clock       int
+	inFlight    int
+	maxInFlight int
+	tries       map[string]int
+	puts        []recPut
+}
+
+type recPut struct {
+	key        string
+	start, end int
+	ok         bool
+}
+
+func newRecFake(delay func() time.Duration, fail func(string, int) bool) *recFake {
+	return &recFake{delay: delay, fail: fail, tries: map[string]int{}}
+}
+
+func (f *recFake) String() string { return "rec://" }
+
+func (f *recFake) Put(ctx context.Context, key string, r io.Reader, size int64) error {
+	f.mu.Lock()
+	f.clock++
+	p := recPut{key: key, start: f.clock}
+	f.inFlight++
+	f.maxInFlight = max(f.maxInFlight, f.inFlight)
+	try := f.tries[key]
+	f.tries[key]++
+	f.mu.Unlock()
+	_, rerr := io.Copy(io.Discard, r)
+	d := time.Duration(0)
+	if f.delay != nil {
+		d = f.delay()
+	}
+	slept := sleepCtx(ctx, d)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.inFlight--
+	f.clock++
+	p.end = f.clock
+	p.ok = rerr == nil && slept && (f.fail == nil || !f.fail(key, try))
+	f.puts = append(f.puts, p)
+	if !slept {
+		return ctx.Err()
+	}
+	if !p.ok {
+		return fmt.Errorf("rec: put %s: 503 slow down", key)
+	}
+	return nil
+}
+
+func (f *recFake) Get(ctx context.Context, key string) (io.ReadCloser, error) {
+	return nil, ErrNotFound
+}
+
+func (f *recFake) List(ctx context.Context, prefix string) ([]ObjectInfo, error) {
+	return nil, errors.New("rec: not implemented")
+}
+
+func (f *recFake) Delete(ctx context.Context, key string) error { return nil }
+
+// checkOrder fails t unless every Put of a non-blob object started after
+// the successful Put of every object committed before it ended.
+func (f *recFake) checkOrder(t *testing.T, committed []string) {
+	t.Helper()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	okEnd := map[string]int{}
+	for _, p := range f.puts {
+		if p.ok {
+			if e, seen := okEnd[p.key]; !seen || p.end < e {
+				okEnd[p.key] = p.end
+			}
+		}
+	}
+	pos := map[string]int{}
+	for i, k := range committed {
+		pos[k] = i
+	}
+	for _, p := range f.puts {
+		if _, b := layout.ParseBlobKey(p.key); b {
+			continue
+		}
+		for _, k := range committed[:pos[p.key]] {
+			if e, ok := okEnd[k]; !ok || e > p.start {
+				t.Fatalf("PUT %s started (clock %d) before %s, committed earlier, was uploaded (ok end %d, uploaded %v)",
+					p.key, p.start, k, e, ok)
+			}
+		}
+	}
+}
+
+func (f *recFake) uploadedOK() map[string]int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n := map[string]int{}
+	for _, p := range f.puts {
+		if p.ok {
+			n[p.key]++
+		}
+	}
+	return n
+}
+
+func testBlobKey(i int) string {
+	var h blobfs.Hash
+	binary.BigEndian.PutUint64(h[:], uint64(i)+1)
+	return layout.BlobKey(h)
+}
+
+// addMix commits n entries, each a blob object with probability blobs
+// (else a segment-like key), and returns the keys in commit order.
+func addMix(t *testing.T, s *Spool, rng *rand.Rand, n int, blobs float64, next *int) []string {
+	t.Helper()
+	var keys []string
+	for range n {
+		*next++
+		k := fmt.Sprintf("segments/%06d", *next)
+		if rng.Float64() < blobs {
+			k = testBlobKey(*next)
+		}
+		if err := s.Add(k, []byte(k)); err != nil {
+			t.Fatal(err)
+		}
+		keys = append(keys, k)
+	}
+	return keys
+}
+
+// TestShipperBlobsConcurrently: a run of blob objects is uploaded with
+// several in flight, never more than the bound.
+func TestShipperBlobsConcurrently(t *testing.T) {
+	t.Parallel()
+	s := openSpool(t, t.TempDir())
+	var keys []string
+	for i := range 24 {
+		k := testBlobKey(i)
+		if err := s.Add(k, []byte(k)); err != nil {
+			t.Fatal(err)
+		}
+		keys = append(keys, k)
+	}
+	fake := newRecFake(func() time.Duration { return 10 * time.Millisecond }, nil)
+	sh, _, _ := newTestShipper(t, s, fake)
+	sh.parallel = 4
+	if err := sh.Drain(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	wantPending(t, s)
+	if got := len(fake.uploadedOK()); got != len(keys) {
+		t.Fatalf("uploaded %d distinct objects, want %d", got, len(keys))
+	}
+	if m := fake.maxInFlight; m < 2 || m > sh.parallel {
+		t.Fatalf("at most %d blob uploads in flight, want 2..%d", m, sh.parallel)
+	}
+}
+
+// TestShipperMixedOrder: under a random mix of blob objects and segments,
+// committed while Run and Drain ship side by side, no segment's PUT
+// starts before every object committed before it was uploaded, and
+// everything is uploaded exactly once.
+func TestShipperMixedOrder(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name  string
+		blobs float64
+		seed  uint64
+	}{
+		{"mostly blobs", 0.85, 1},
+		{"half blobs", 0.5, 2},
+		{"mostly segments", 0.2, 3},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			s := openSpool(t, t.TempDir())
+			rng := rand.New(rand.NewPCG(tc.seed, 7))
+			var drng sync.Mutex
+			fake := newRecFake(func() time.Duration {
+				drng.Lock()
+				defer drng.Unlock()
+				return time.Duration(rng.IntN(1500)) * time.Microsecond
+			}, nil)
+			sh, _, _ := newTestShipper(t, s, fake)
+			next := 0
+			drng.Lock()
+			committed := addMix(t, s, rng, 100, tc.blobs, &next)
+			drng.Unlock()
+			ctx, cancel := context.WithCancel(context.Background())
+			runDone := make(chan error, 1)
+			go func() { runDone <- sh.Run(ctx) }()
+			for range 10 {
+				drng.Lock()
+				committed = append(committed, addMix(t, s, rng, 20, tc.blobs, &next)...)
+				drng.Unlock()
+				sh.Notify()
+				time.Sleep(time.Millisecond)
+			}
+			if err := sh.Drain(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			cancel()
+			if err := <-runDone; err != nil {
+				t.Fatal(err)
+			}
+			wantPending(t, s)
+			fake.checkOrder(t, committed)
+			got := fake.uploadedOK()
+			for _, k := range committed {
+				if got[k] != 1 {
+					t.Fatalf("%s uploaded %d times, want once", k, got[k])
+				}
+			}
+		})
+	}
+}
+
+// TestShipperBlobFailureRestarts: a failing blob upload makes the batch
+// start again from the oldest pending entry; the segment after it is not
+// uploaded before the blob is.
+func TestShipperBlobFailureRestarts(t *testing.T) {
+	t.Parallel()
+	s := openSpool(t, t.TempDir())
+	var committed []string
+	add := func(k string) {
+		if err := s.Add(k, []byte(k)); err != nil {
+			t.Fatal(err)
+		}
+		committed = append(committed, k)
+	}
+	add("segments/000001")
+	for i := range 12 {
+		add(testBlobKey(i))
+	}
+	add("segments/000002")
+	add(testBlobKey(100))
+	add("segments/000003")
+	bad := testBlobKey(7)
+	fake := newRecFake(func() time.Duration { return time.Millisecond }, func(key string, try int) bool {
+		return key == bad && try < 3
+	})
+	sh, _, _ := newTestShipper(t, s, fake)
+	if err := sh.Drain(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	wantPending(t, s)
+	fake.checkOrder(t, committed)
+	if n := fake.tries[bad]; n != 4 {
+		t.Fatalf("%s tried %d times, want 4", bad, n)
+	}
+	if got := value(t, sh.Metrics().UploadErrors); got != 3 {
+		t.Fatalf("upload errors = %v, want 3", got)
+	}
+	if n := fake.uploadedOK()["segments/000002"]; n != 1 {
+		t.Fatalf("segments/000002 uploaded %d times, want once", n)
+	}
+}
+
+// TestShipperGuardStopsBlobs: once the guard refuses, no more uploads
+// start (each that started passed the guard), Drain says why, and the rest
+// stays in the spool, the segment after the blobs included.
+func TestShipperGuardStopsBlobs(t *testing.T) {
+	t.Parallel()
+	s := openSpool(t, t.TempDir())
+	for i := range 16 {
+		if err := s.Add(testBlobKey(i), []byte("b")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Add("segments/000001", []byte("seg")); err != nil {
+		t.Fatal(err)
+	}
+	fake := newRecFake(func() time.Duration { return 2 * time.Millisecond }, nil)
+	sh, _, _ := newTestShipper(t, s, fake)
+	const allowed = 5
+	var checks, passed atomic.Int64
+	sh.Guard(func() error {
+		if checks.Add(1) > allowed {
+			return errNotHeld
+		}
+		passed.Add(1)
+		return nil
+	})
+	err := sh.Drain(context.Background())
+	if !errors.Is(err, ErrGuarded) || !errors.Is(err, errNotHeld) {
+		t.Fatalf("Drain = %v, want ErrGuarded wrapping the guard's error", err)
+	}
+	got := fake.uploadedOK()
+	if len(got) != int(passed.Load()) || len(got) > allowed {
+		t.Fatalf("uploaded %d objects, %d passed the guard (allowed %d)", len(got), passed.Load(), allowed)
+	}
+	if got["segments/000001"] != 0 {
+		t.Fatal("the segment was uploaded although the guard refused")
+	}
+	if n := len(pendingKeys(t, s)); n != 17-len(got) {
+		t.Fatalf("%d entries pending, want %d", n, 17-len(got))
+	}
+}
+
+// TestShipperListingMissesEntry: a listing that misses an entry being
+// committed (a directory read racing a rename) but shows a later one must
+// not let the later segment go first: the batch stops at the gap.
+func TestShipperListingMissesEntry(t *testing.T) {
+	t.Parallel()
+	s := openSpool(t, t.TempDir())
+	committed := []string{"segments/000001", testBlobKey(1), testBlobKey(2), "segments/000002"}
+	for _, k := range committed {
+		if err := s.Add(k, []byte(k)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fake := newRecFake(nil, nil)
+	sh, _, _ := newTestShipper(t, s, fake)
+	calls := 0
+	sh.list = func() ([]SpoolEntry, error) {
+		ents, err := s.Pending()
+		calls++
+		if calls == 1 && err == nil && len(ents) == 4 {
+			ents = slices.Delete(ents, 2, 3) // the second blob is not seen
+		}
+		return ents, err
+	}
+	if err := sh.Drain(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	wantPending(t, s)
+	fake.checkOrder(t, committed)
 }
