@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"maps"
-	"math/rand"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -402,17 +401,8 @@ func TestBlobStoreKill9(t *testing.T) {
 	loadCtx, stopLoad := context.WithCancel(ctx)
 	loadDone := make(chan error, 1)
 	go func() { _, err := bg.g.Run(loadCtx, 0, 150); loadDone <- err }()
-	rng := rand.New(rand.NewSource(9))
 	const kills = 6
-	for range kills {
-		time.Sleep(time.Duration(300+rng.Intn(1200)) * time.Millisecond)
-		if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
-			t.Fatal(err)
-		}
-		_ = cmd.Wait()
-		cmd = start()
-	}
-	time.Sleep(500 * time.Millisecond)
+	cmd = killAndRestart(t, cmd, start, kills, 9, 300*time.Millisecond, 1200*time.Millisecond)
 	stopLoad()
 	if err := <-loadDone; err != nil && !errors.Is(err, context.Canceled) {
 		t.Fatal(err)

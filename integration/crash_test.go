@@ -95,16 +95,7 @@ func TestKill9Loop(t *testing.T) {
 		_, err := e.gen.Run(loadCtx, 0, 800)
 		loadDone <- err
 	}()
-	rng := rand.New(rand.NewSource(7))
-	for i := 0; i < 10; i++ {
-		time.Sleep(time.Duration(200+rng.Intn(1300)) * time.Millisecond)
-		if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
-			t.Fatal(err)
-		}
-		_ = cmd.Wait()
-		cmd = start()
-	}
-	time.Sleep(500 * time.Millisecond)
+	cmd = killAndRestart(t, cmd, start, 10, 7, 200*time.Millisecond, 1300*time.Millisecond)
 	stopLoad()
 	if err := <-loadDone; err != nil && !errors.Is(err, context.Canceled) {
 		t.Fatal(err)
@@ -143,4 +134,23 @@ func TestKill9Loop(t *testing.T) {
 		e.checkRestore(m)
 	}
 	t.Logf("10 SIGKILLs; %d segments tile %d..%d; %d marks restored equal", len(gen.Segments), gen.Exports[0].Seq+1, next-1, len(marks)+1)
+}
+
+// killAndRestart SIGKILLs a tailer subprocess n times, each after a
+// pseudo-random pause in [least, least+spread) (seeded: the same moments
+// each run), starting it again each time, then lets the last one run for
+// half a second. It returns the process running then.
+func killAndRestart(t *testing.T, cmd *exec.Cmd, start func() *exec.Cmd, n int, seed int64, least, spread time.Duration) *exec.Cmd {
+	t.Helper()
+	rng := rand.New(rand.NewSource(seed))
+	for range n {
+		time.Sleep(least + time.Duration(rng.Int63n(int64(spread))))
+		if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		_ = cmd.Wait()
+		cmd = start()
+	}
+	time.Sleep(500 * time.Millisecond)
+	return cmd
 }
