@@ -35,6 +35,13 @@ const (
 // validation messages.
 func Levels() []Level { return []Level{LevelFastest, LevelDefault, LevelBetter, LevelBest} }
 
+// Valid reports whether l is one of Levels or the zero Level (which
+// means LevelDefault), i.e. whether a writer accepts it.
+func (l Level) Valid() bool {
+	_, err := l.encoderLevel()
+	return err == nil
+}
+
 // String names the level as ParseLevel accepts it.
 func (l Level) String() string {
 	switch l {
