@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"sync"
 	"testing"
 )
 
@@ -190,6 +191,91 @@ func TestUnknownLevel(t *testing.T) {
 	for _, s := range []string{"", "fast", "Default", "3"} {
 		if _, err := ParseLevel(s); !errors.Is(err, ErrUnknownLevel) {
 			t.Errorf("ParseLevel(%q): err = %v, want ErrUnknownLevel", s, err)
+		}
+	}
+}
+
+// TestEncodersConcurrent: writers on several goroutines share one
+// Encoders and each still writes exactly what a fresh encoder writes (run
+// with -race to check the pool's locking).
+func TestEncodersConcurrent(t *testing.T) {
+	pool := &Encoders{}
+	inputs := make([][]Batch, 8)
+	want := make([][]byte, len(inputs))
+	for i := range inputs {
+		inputs[i] = randomBatches(uint64(20+i), 1, 50, 400)
+		want[i], _ = writeSegment(t, segHeader(1, 1<<40), inputs[i], nil, WithLevel(LevelFastest))
+	}
+	var wg sync.WaitGroup
+	got := make([][][]byte, len(inputs))
+	for i := range inputs {
+		wg.Go(func() {
+			for range 5 {
+				var buf bytes.Buffer
+				w, err := NewSegmentWriter(&buf, segHeader(1, 1<<40), WithLevel(LevelFastest), WithEncoders(pool))
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				for _, b := range inputs[i] {
+					if err := w.Append(b); err != nil {
+						t.Error(err)
+						return
+					}
+				}
+				if _, err := w.Close(); err != nil {
+					t.Error(err)
+					return
+				}
+				got[i] = append(got[i], buf.Bytes())
+			}
+		})
+	}
+	wg.Wait()
+	for i := range inputs {
+		for round, g := range got[i] {
+			if !bytes.Equal(g, want[i]) {
+				t.Errorf("input %d, round %d: %d bytes differ from a fresh encoder's %d", i, round, len(g), len(want[i]))
+			}
+		}
+	}
+}
+
+// failAfter accepts n bytes, then fails every write.
+type failAfter struct{ n int }
+
+func (f *failAfter) Write(p []byte) (int, error) {
+	if len(p) > f.n {
+		k := f.n
+		f.n = 0
+		return k, errors.New("disk full")
+	}
+	f.n -= len(p)
+	return len(p), nil
+}
+
+// TestEncodersAfterFailure: a writer whose destination failed does not
+// hand its encoder back mid-frame; the next writer from the same pool
+// writes what a fresh encoder writes.
+func TestEncodersAfterFailure(t *testing.T) {
+	batches := randomBatches(30, 1, 400, 600)
+	want, _ := writeSegment(t, segHeader(1, 1<<40), batches, nil, WithLevel(LevelFastest))
+	pool := &Encoders{}
+	for _, limit := range []int{len(want) / 2, len(want) - 30} {
+		w, err := NewSegmentWriter(&failAfter{n: limit}, segHeader(1, 1<<40), WithLevel(LevelFastest), WithEncoders(pool))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, b := range batches {
+			if w.Append(b) != nil {
+				break
+			}
+		}
+		if _, err := w.Close(); err == nil {
+			t.Fatalf("limit %d: Close succeeded on a failing destination", limit)
+		}
+		if got, _ := writeSegment(t, segHeader(1, 1<<40), batches, nil, WithLevel(LevelFastest), WithEncoders(pool)); !bytes.Equal(got, want) {
+			t.Errorf("after a failure at byte %d: the pooled writer wrote %d bytes differing from a fresh one's %d", limit, len(got), len(want))
 		}
 	}
 }
