@@ -83,7 +83,7 @@ func (rn *run) merge(ctx context.Context, g layout.Generation, grp group) error 
 	if err != nil {
 		return fmt.Errorf("compaction: %w", err)
 	}
-	h, t, err := build(built, g.ID, key, grp, inputs)
+	h, t, err := build(built, g.ID, key, grp, inputs, segment.WithLevel(c.opts.Compression))
 	defer os.Remove(built)
 	if err != nil {
 		return err
@@ -303,8 +303,9 @@ func openLocal(l local, gen string) (*segment.Reader, *os.File, error) {
 // inputs, reading (and so checking every checksum of) each. The header
 // takes the inputs' identity and family table and the newest input's
 // creation time, so that merging the same inputs again gives the same
-// bytes (an upload retried after a crash rewrites identical content).
-func build(path, gen, key string, grp group, inputs []local) (segment.Header, segment.Trailer, error) {
+// bytes (an upload retried after a crash rewrites identical content) at
+// the same level; opts choose the level.
+func build(path, gen, key string, grp group, inputs []local, opts ...segment.WriterOption) (segment.Header, segment.Trailer, error) {
 	first := grp.members[0].info
 	var created time.Time
 	var tables []segment.Trailer
@@ -337,7 +338,7 @@ func build(path, gen, key string, grp group, inputs []local) (segment.Header, se
 		return segment.Header{}, segment.Trailer{}, fmt.Errorf("compaction: %w", err)
 	}
 	defer out.Close()
-	w, err := segment.NewSegmentWriter(out, hdr)
+	w, err := segment.NewSegmentWriter(out, hdr, opts...)
 	if err != nil {
 		return segment.Header{}, segment.Trailer{}, fmt.Errorf("compaction: %s: %w", key, err)
 	}

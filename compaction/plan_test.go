@@ -193,7 +193,8 @@ func TestOptions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if o := c.opts; fmt.Sprint(o.Levels) != "[1m0s 1h0m0s]" || o.LiveEdge != DefaultLiveEdge || o.Grace != DefaultGrace || o.MaxBytes != DefaultMaxBytes {
+	if o := c.opts; fmt.Sprint(o.Levels) != "[1m0s 1h0m0s]" || o.LiveEdge != DefaultLiveEdge || o.Grace != DefaultGrace || o.MaxBytes != DefaultMaxBytes ||
+		o.Compression != DefaultCompression {
 		t.Errorf("defaults = %+v", o)
 	}
 }

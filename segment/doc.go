@@ -78,6 +78,8 @@
 // length, then that many zero bytes) until uncompressed_len ≤
 // MaxCompressionRatio × B + RatioAllowance; zstd decoders skip them, so
 // readers that predate the padding read padded objects unchanged.
+// The zstd compression level is the writer's choice and is not recorded:
+// any level gives a frame as above, and readers decode them all alike.
 //
 // Segment record:
 //

@@ -18,6 +18,9 @@ var (
 	ErrVersion = errors.New("unsupported format version")
 	// ErrKind means a segment was used as an export or the other way round.
 	ErrKind = errors.New("wrong object kind")
+	// ErrUnknownLevel means a writer was asked for a compression Level
+	// this tailer does not know (see Levels).
+	ErrUnknownLevel = errors.New("unknown compression level")
 )
 
 // Error describes a problem with one object: which object, what is wrong,

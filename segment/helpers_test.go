@@ -56,10 +56,10 @@ type entry struct {
 	key, value []byte
 }
 
-func writeSegment(tb testing.TB, h Header, batches []Batch, labels []ChangeLabel) ([]byte, Trailer) {
+func writeSegment(tb testing.TB, h Header, batches []Batch, labels []ChangeLabel, opts ...WriterOption) ([]byte, Trailer) {
 	tb.Helper()
 	var buf bytes.Buffer
-	w, err := NewSegmentWriter(&buf, h)
+	w, err := NewSegmentWriter(&buf, h, opts...)
 	if err != nil {
 		tb.Fatalf("NewSegmentWriter: %v", err)
 	}
@@ -81,10 +81,10 @@ func writeSegment(tb testing.TB, h Header, batches []Batch, labels []ChangeLabel
 	return buf.Bytes(), tr
 }
 
-func writeExport(tb testing.TB, h Header, entries []entry, accounts map[uint32]uint64) ([]byte, Trailer) {
+func writeExport(tb testing.TB, h Header, entries []entry, accounts map[uint32]uint64, opts ...WriterOption) ([]byte, Trailer) {
 	tb.Helper()
 	var buf bytes.Buffer
-	w, err := NewExportWriter(&buf, h)
+	w, err := NewExportWriter(&buf, h, opts...)
 	if err != nil {
 		tb.Fatalf("NewExportWriter: %v", err)
 	}
