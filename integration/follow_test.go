@@ -20,17 +20,17 @@ import (
 	"github.com/tailer-backup/tailer/integration/loadgen"
 	"github.com/tailer-backup/tailer/internal/replicatest"
 	"github.com/tailer-backup/tailer/internal/store"
-	"github.com/tailer-backup/tailer/restore"
+	"github.com/tailer-backup/tailer/standby"
 )
 
-// follower runs restore.Follow in this process.
+// follower runs standby.Follow in this process.
 type follower struct {
 	t      *testing.T
 	cancel context.CancelFunc
 	done   chan error
 	seq    atomic.Uint64
 	gen    atomic.Value // string
-	final  restore.FollowStatus
+	final  standby.FollowStatus
 	to     string
 }
 
@@ -40,8 +40,8 @@ func (e *env) follow(interval time.Duration) *follower {
 	ctx, cancel := context.WithCancel(context.Background())
 	f.cancel = cancel
 	go func() {
-		st, err := restore.Follow(ctx, restore.FollowOptions{Replica: e.replica, To: f.to, Interval: interval, Log: testLogger(e.t),
-			Progress: func(s restore.FollowStatus) {
+		st, err := standby.Follow(ctx, standby.FollowOptions{Replica: e.replica, To: f.to, Interval: interval, Log: testLogger(e.t),
+			Progress: func(s standby.FollowStatus) {
 				f.gen.Store(s.Generation)
 				f.seq.Store(s.Seq)
 			}})
@@ -75,7 +75,7 @@ func (f *follower) waitSeq(seq uint64, gen string) {
 	f.t.Fatalf("follower never reached seq %d of %q (at %d of %s)", seq, gen, f.seq.Load(), f.gen.Load())
 }
 
-func (f *follower) stop() restore.FollowStatus {
+func (f *follower) stop() standby.FollowStatus {
 	f.t.Helper()
 	f.cancel()
 	f.cancel = nil

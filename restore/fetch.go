@@ -185,7 +185,8 @@ func (f *fetched) fetchExport(ctx context.Context, r uploader.Replica, gen strin
 // appending each to f.segments. It stops at the first damaged one and
 // returns it as a *damage whose index is its position in segs; the
 // segments before it stay in f, open, so a caller can still replay them.
-// Follow uses it alone, a few segments at a time, as they appear.
+// A standby uses it alone (FetchSegments), a few segments at a time, as
+// they appear.
 func (f *fetched) fetchSegments(ctx context.Context, r uploader.Replica, gen string, segs []layout.Segment, work string, have map[string]string, log *slog.Logger) error {
 	for i, s := range segs {
 		rd, err := f.open(ctx, r, s.Key, work, have)

@@ -4,7 +4,9 @@
 // (an SST file per family, ingested), proves the load equals the export's
 // per-family digests, then replays WAL batches whole up to the target
 // sequence number. The result opens in RocksDB (and Stalwart) with the
-// same column families and merge operator as the source store.
+// same column families and merge operator as the source store. Package
+// standby keeps such a store current with this package's one-shot pieces
+// (pieces.go); restore does not import it.
 package restore
 
 import (

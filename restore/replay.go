@@ -41,12 +41,12 @@ type replayOptions struct {
 	// a bare hash in family k) of each batch applied: a follower fetches
 	// those blobs after the step.
 	commits func(blobfs.Hash)
+	// afterBatch, if set, runs after each batch written with wal (n
+	// batches so far in this replay): a standby test kills its own
+	// process there to prove a standby recovers exactly the batches
+	// written.
+	afterBatch func(n int)
 }
-
-// walBatchHook, when a test sets it, runs after each batch a follower
-// wrote (n batches so far in this replay): a test kills its own process
-// there to prove a standby recovers exactly the batches written.
-var walBatchHook func(n int)
 
 // replay applies every batch after base up to target, whole batches only.
 // A batch that would carry the store past target is not applied: if the
@@ -115,8 +115,8 @@ func replay(ctx context.Context, st *store.Store, files *fetched, base, target u
 					return out, fmt.Errorf("%s: batch %d: %w", name, h.Seq, err)
 				}
 			}
-			if o.wal && walBatchHook != nil {
-				walBatchHook(out.batches)
+			if o.wal && o.afterBatch != nil {
+				o.afterBatch(out.batches)
 			}
 			if err := ctx.Err(); err != nil {
 				return out, err

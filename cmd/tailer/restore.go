@@ -14,6 +14,7 @@ import (
 	"github.com/tailer-backup/tailer/internal/progress"
 	"github.com/tailer-backup/tailer/restore"
 	"github.com/tailer-backup/tailer/stalwartfmt"
+	"github.com/tailer-backup/tailer/standby"
 )
 
 func newRestoreCmd(g *globals) *cobra.Command {
@@ -269,7 +270,7 @@ func runFollow(cmd *cobra.Command, g *globals, replica string, opts restore.Opti
 	if err != nil {
 		return err
 	}
-	fo := restore.FollowOptions{Replica: r, To: opts.To, Interval: interval, Work: opts.Work, Log: log, Blobs: opts.Blobs}
+	fo := standby.FollowOptions{Replica: r, To: opts.To, Interval: interval, Work: opts.Work, Log: log, Blobs: opts.Blobs}
 	if listen != "" {
 		reg := prometheus.NewRegistry()
 		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -280,7 +281,7 @@ func runFollow(cmd *cobra.Command, g *globals, replica string, opts restore.Opti
 		defer srv.Shutdown(context.Background())
 		fo.Registry = reg
 	}
-	st, err := restore.Follow(cmd.Context(), fo)
+	st, err := standby.Follow(cmd.Context(), fo)
 	if err != nil {
 		return err
 	}

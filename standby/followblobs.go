@@ -1,15 +1,15 @@
-package restore
+package standby
 
 import (
 	"context"
 	"fmt"
 	"log/slog"
-	"path/filepath"
 	"time"
 
 	"github.com/tailer-backup/tailer/blobfs"
 	"github.com/tailer-backup/tailer/bloblink"
 	"github.com/tailer-backup/tailer/internal/store"
+	"github.com/tailer-backup/tailer/restore"
 	"github.com/tailer-backup/tailer/uploader"
 )
 
@@ -32,7 +32,7 @@ const missingRetry = time.Minute
 // All methods are no-ops on a nil *followBlobs (no FollowOptions.Blobs).
 type followBlobs struct {
 	dir string // absolute
-	r   blobRestorer
+	w   *restore.BlobWriter
 	log *slog.Logger
 
 	full      bool                   // check the whole set at the next sync
@@ -43,20 +43,12 @@ type followBlobs struct {
 	warned    map[blobfs.Hash]string // missing blobs reported, with their owner
 }
 
-func newFollowBlobs(o BlobOptions, standby string, r uploader.Replica, log *slog.Logger) (*followBlobs, error) {
-	l, err := o.layout()
+func newFollowBlobs(o restore.BlobOptions, standby string, r uploader.Replica, log *slog.Logger) (*followBlobs, error) {
+	w, err := restore.NewBlobWriter(o, standby, r)
 	if err != nil {
 		return nil, err
 	}
-	abs, err := filepath.Abs(o.Dir)
-	if err != nil {
-		return nil, fmt.Errorf("%w %s: %w", ErrBlobDir, o.Dir, err)
-	}
-	if err := apart(abs, standby); err != nil {
-		return nil, err
-	}
-	l.Root = abs
-	return &followBlobs{dir: abs, r: blobRestorer{replica: r, layout: l, workers: o.Workers, log: slog.New(slog.DiscardHandler)}, log: log,
+	return &followBlobs{dir: w.Dir(), w: w, log: log,
 		pending: map[blobfs.Hash]bool{}, missing: map[blobfs.Hash]bool{}, warned: map[blobfs.Hash]string{}}, nil
 }
 
@@ -72,7 +64,7 @@ func (b *followBlobs) depth() int {
 	if b == nil {
 		return 0
 	}
-	return b.r.layout.Levels
+	return b.w.Depth()
 }
 
 // claim makes the blob directory the standby's on a first start: it must
@@ -81,7 +73,7 @@ func (b *followBlobs) claim() error {
 	if b == nil {
 		return nil
 	}
-	if _, err := claimBlobDir(b.dir); err != nil {
+	if err := b.w.Claim(); err != nil {
 		return err
 	}
 	b.full = true
@@ -93,18 +85,18 @@ func (b *followBlobs) claim() error {
 func (b *followBlobs) resume(s *followState) error {
 	switch {
 	case b == nil && s.BlobsDir != "":
-		return fmt.Errorf("%w: this standby keeps its blobs in %s: give that directory again (or follow into a new directory)", ErrBlobDir, s.BlobsDir)
+		return fmt.Errorf("%w: this standby keeps its blobs in %s: give that directory again (or follow into a new directory)", restore.ErrBlobDir, s.BlobsDir)
 	case b == nil:
 		return nil
 	case s.BlobsDir == "":
 		if err := b.claim(); err != nil { // a standby that kept no blobs until now
 			return err
 		}
-		s.BlobsDir, s.BlobsDepth = b.dir, b.r.layout.Levels
+		s.BlobsDir, s.BlobsDepth = b.dir, b.w.Depth()
 	case s.BlobsDir != b.dir:
-		return fmt.Errorf("%w: this standby keeps its blobs in %s, not %s: give that directory (or follow into a new directory)", ErrBlobDir, s.BlobsDir, b.dir)
-	case s.BlobsDepth != b.r.layout.Levels:
-		return fmt.Errorf("%w: this standby's blobs in %s are laid out with depth %d, not %d: give the same depth (or follow into a new directory)", ErrBlobDir, b.dir, s.BlobsDepth, b.r.layout.Levels)
+		return fmt.Errorf("%w: this standby keeps its blobs in %s, not %s: give that directory (or follow into a new directory)", restore.ErrBlobDir, s.BlobsDir, b.dir)
+	case s.BlobsDepth != b.w.Depth():
+		return fmt.Errorf("%w: this standby's blobs in %s are laid out with depth %d, not %d: give the same depth (or follow into a new directory)", restore.ErrBlobDir, b.dir, s.BlobsDepth, b.w.Depth())
 	case !s.BlobsSynced:
 		b.log.Warn("the follower did not stop cleanly: checking every blob the standby references", "dir", b.dir)
 		b.full = true
@@ -139,9 +131,8 @@ func (b *followBlobs) synced() bool {
 // once a minute, those found missing before). A replica failure keeps
 // them pending for the next step.
 func (b *followBlobs) sync(ctx context.Context, st *store.Store, status *FollowStatus) error {
-	now := pointTime(b.captured)
 	if b.full {
-		res, err := b.r.all(ctx, st, now)
+		res, err := b.w.All(ctx, st, b.captured)
 		if err != nil {
 			return err
 		}
@@ -170,7 +161,7 @@ func (b *followBlobs) sync(ctx context.Context, st *store.Store, status *FollowS
 	if err != nil {
 		return err
 	}
-	res, err := b.r.refs(ctx, refs, now, true)
+	res, err := b.w.Refs(ctx, refs, b.captured)
 	if err != nil {
 		return err
 	}
@@ -183,7 +174,7 @@ func (b *followBlobs) sync(ctx context.Context, st *store.Store, status *FollowS
 }
 
 // record counts what a sync did and reports each newly missing blob once.
-func (b *followBlobs) record(res BlobResult, status *FollowStatus) {
+func (b *followBlobs) record(res restore.BlobResult, status *FollowStatus) {
 	status.BlobsWritten += res.Report.Written
 	for _, m := range res.Report.Missing {
 		b.missing[m.Hash] = true

@@ -1,4 +1,11 @@
-package restore
+// Package standby keeps a warm standby: a restored store kept up to date
+// by applying the segments that appear in the replica, through the store's
+// own WAL, and rebuilt beside itself (then swapped in) when tailer starts a
+// new generation. It is `tailer restore --follow`. The one-shot pieces
+// (restoring a point, fetching and verifying segments, replaying them,
+// writing blobs) are package restore's; standby adds the position, its
+// state file beside the store, the listings and the rebuilds.
+package standby
 
 import (
 	"context"
@@ -7,6 +14,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -16,6 +24,7 @@ import (
 	"github.com/tailer-backup/tailer/internal/layout"
 	"github.com/tailer-backup/tailer/internal/owned"
 	"github.com/tailer-backup/tailer/internal/store"
+	"github.com/tailer-backup/tailer/restore"
 	"github.com/tailer-backup/tailer/uploader"
 )
 
@@ -43,7 +52,7 @@ type FollowOptions struct {
 	// Blobs, if set, keeps Stalwart's filesystem blob store for the
 	// standby in Blobs.Dir (see followBlobs): new or empty the first
 	// time, the standby's blob directory afterwards.
-	Blobs *BlobOptions
+	Blobs *restore.BlobOptions
 }
 
 // FollowStatus is where a follower stands.
@@ -79,7 +88,7 @@ var holeGrace = time.Minute
 const chunk = 32
 
 // Follow keeps a standby store in opts.To current with the replica: it
-// restores the newest state once (Run, into a sibling directory swapped
+// restores the newest state once (restore.Run, into a sibling directory swapped
 // in with renames), then every Interval applies the segments that
 // appeared since, whole batches only, through the store's WAL. On a new
 // generation it says so and rebuilds the store from that generation's
@@ -239,7 +248,7 @@ func (f *follower) start(ctx context.Context) error {
 	if err := removeAll(f.p.build, f.p.old); err != nil {
 		return err
 	}
-	if _, err := checkTarget(f.p.dir); err != nil {
+	if err := restore.CheckTarget(f.p.dir); err != nil {
 		return fmt.Errorf("%w; it has no %s, so it is no standby tailer built: follow into a new or empty directory", err, filepath.Base(f.p.state))
 	}
 	if !ownBlobs {
@@ -288,7 +297,7 @@ func (f *follower) rebuild(ctx context.Context, gen, why string) error {
 	if err := removeAll(f.p.build); err != nil {
 		return err
 	}
-	res, err := Run(ctx, Options{Replica: f.opts.Replica, To: f.p.build, Target: Target{Generation: gen},
+	res, err := restore.Run(ctx, restore.Options{Replica: f.opts.Replica, To: f.p.build, Target: restore.Target{Generation: gen},
 		Work: f.p.work, AllowPartial: true, Log: f.log})
 	if err != nil {
 		return fmt.Errorf("build the standby (%s) from %s: %w", why, f.opts.Replica, err)
@@ -343,6 +352,11 @@ func (f *follower) rebuild(ctx context.Context, gen, why string) error {
 // afterStateHook, when set by a test, runs between recording a rebuilt
 // store and swapping it in: an error there is a crash at that moment.
 var afterStateHook func() error
+
+// walBatchHook, when a test sets it, runs after each batch a follower
+// wrote (n batches so far in this step's replay): a test kills its own
+// process there to prove a standby recovers exactly the batches written.
+var walBatchHook func(n int)
 
 // swapIn renames the built store into place: the standby (if any) aside,
 // the built one in, the parent directory synced.
@@ -558,6 +572,14 @@ func (f *follower) usable(g layout.Generation) layout.Generation {
 	return g
 }
 
+// without returns g with the segment (or export) stored under key left
+// out (the same as restore's, which keeps its copy unexported).
+func without(g layout.Generation, key string) layout.Generation {
+	g.Exports = slices.DeleteFunc(slices.Clone(g.Exports), func(e layout.Export) bool { return e.Key == key })
+	g.Segments = slices.DeleteFunc(slices.Clone(g.Segments), func(s layout.Segment) bool { return s.Key == key })
+	return g
+}
+
 // stuck handles a chain that stops at the standby's position while the
 // generation holds later batches: a segment in flight (wait), or one
 // pruned or lost for good (after holeGrace, rebuild from a later export of
@@ -603,38 +625,36 @@ func (f *follower) apply(ctx context.Context, g layout.Generation, segs []layout
 		}
 	}()
 	work := wd.Path
-	files := &fetched{}
-	defer files.close()
-	ferr := files.fetchSegments(ctx, f.opts.Replica, g.ID, segs, work, nil, f.log)
-	var d *damage
-	if errors.As(ferr, &d) {
-		f.log.Error("damaged segment left out; following through other copies of its batches, if any", "key", d.key, "err", d.describe())
+	files, ferr := restore.FetchSegments(ctx, f.opts.Replica, g.ID, segs, work, f.log)
+	defer files.Close()
+	if key, why, damaged := restore.Damaged(ferr); damaged {
+		f.log.Error("damaged segment left out; following through other copies of its batches, if any", "key", key, "err", why)
 		for _, s := range segs {
-			if s.Key == d.key {
-				f.bad[d.key] = s.Object
+			if s.Key == key {
+				f.bad[key] = s.Object
 			}
 		}
 	} else if ferr != nil {
 		return ferr
 	}
-	if len(files.segments) == 0 {
+	if files.Len() == 0 {
 		return ferr
 	}
-	ro := replayOptions{wal: true}
+	ao := restore.ApplyOptions{AfterBatch: walBatchHook}
 	if f.blobs != nil {
-		ro.commits = f.blobs.committed
+		ao.Commits = f.blobs.committed
 	}
-	rep, err := replay(ctx, f.st, files, f.pos, reach, ro, f.log)
-	if rep.batches > 0 && f.blobs != nil {
-		f.blobs.applied(rep.captured)
+	rep, err := restore.Apply(ctx, f.st, files, f.pos, reach, ao, f.log)
+	if rep.Batches > 0 && f.blobs != nil {
+		f.blobs.applied(rep.CapturedUnixMs)
 	}
-	if rep.batches > 0 {
-		f.pos = rep.seq
-		f.status.Seq, f.status.Batches, f.status.CapturedUnixMs = f.pos, f.status.Batches+rep.batches, rep.captured
+	if rep.Batches > 0 {
+		f.pos = rep.Seq
+		f.status.Seq, f.status.Batches, f.status.CapturedUnixMs = f.pos, f.status.Batches+rep.Batches, rep.CapturedUnixMs
 		if cerr := f.checkSeq(); cerr != nil {
 			return cerr
 		}
-		f.log.Debug("applied", "generation", g.ID, "seq", f.pos, "batches", rep.batches, "segments", len(files.segments))
+		f.log.Debug("applied", "generation", g.ID, "seq", f.pos, "batches", rep.Batches, "segments", files.Len())
 		f.progress()
 	}
 	if err != nil {
@@ -682,7 +702,7 @@ func (f *follower) stop() error {
 		return nil
 	}
 	defer f.abandon()
-	if err := finish(f.st); err != nil {
+	if err := restore.Flush(f.st); err != nil {
 		return err
 	}
 	f.state.Stopped, f.state.StoppedSeq = true, f.st.DB.GetLatestSequenceNumber()

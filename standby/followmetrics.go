@@ -1,4 +1,4 @@
-package restore
+package standby
 
 import (
 	"github.com/prometheus/client_golang/prometheus"

@@ -1,4 +1,4 @@
-package restore
+package standby
 
 import (
 	"bytes"
@@ -10,6 +10,7 @@ import (
 	"github.com/tailer-backup/tailer/blobfs"
 	"github.com/tailer-backup/tailer/internal/layout"
 	"github.com/tailer-backup/tailer/internal/replicatest"
+	"github.com/tailer-backup/tailer/restore"
 )
 
 // waitBlobs waits until the blob directory holds every blob the source
@@ -61,7 +62,7 @@ func TestFollowKeepsBlobsCurrent(t *testing.T) {
 	dir := t.TempDir()
 	to := filepath.Join(dir, "standby")
 	l, _ := blobfs.NewLayout(filepath.Join(dir, "blobs"), 2)
-	opts := FollowOptions{Replica: rep.R, To: to, Blobs: &BlobOptions{Dir: l.Root, Depth: 2}}
+	opts := FollowOptions{Replica: rep.R, To: to, Blobs: &restore.BlobOptions{Dir: l.Root, Depth: 2}}
 
 	fw := startFollowWith(t, opts)
 	fw.waitSeq(gen, segs[1].Last)
@@ -81,11 +82,11 @@ func TestFollowKeepsBlobsCurrent(t *testing.T) {
 		t.Fatalf("state after a clean stop: %+v, %v", s, err)
 	}
 
-	for name, o := range map[string]*BlobOptions{"without": nil, "another": {Dir: filepath.Join(dir, "other"), Depth: 2}, "another depth": {Dir: l.Root, Depth: 3}} {
+	for name, o := range map[string]*restore.BlobOptions{"without": nil, "another": {Dir: filepath.Join(dir, "other"), Depth: 2}, "another depth": {Dir: l.Root, Depth: 3}} {
 		bad := opts
 		bad.Blobs = o
 		fw := startFollowWith(t, bad)
-		if _, err := fw.stop(); !errors.Is(err, ErrBlobDir) {
+		if _, err := fw.stop(); !errors.Is(err, restore.ErrBlobDir) {
 			t.Errorf("restart %s the blob directory: %v, want ErrBlobDir", name, err)
 		}
 	}
