@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/tailer-backup/tailer/agent"
+	"github.com/tailer-backup/tailer/dumpsource"
 	"github.com/tailer-backup/tailer/integration/loadgen"
 	"github.com/tailer-backup/tailer/internal/catalog"
 	"github.com/tailer-backup/tailer/restore"
@@ -74,7 +75,7 @@ func TestExportRestorePointInTime(t *testing.T) {
 
 	// The past point, from the export and the segments after it.
 	out := filepath.Join(tmp, "past")
-	res, sum, err := stalwartfmt.ExportRestore(context.Background(),
+	res, sum, err := dumpsource.FromReplica(context.Background(),
 		restore.Options{Replica: r, Target: restore.Target{Seq: pastSeq, HasSeq: true}}, out, stalwartfmt.Options{Log: testLog(t)})
 	if err != nil {
 		t.Fatal(err)
@@ -101,7 +102,7 @@ func TestExportRestorePointInTime(t *testing.T) {
 
 	// The newest state.
 	out = filepath.Join(tmp, "newest")
-	res, _, err = stalwartfmt.ExportRestore(context.Background(), restore.Options{Replica: r}, out, stalwartfmt.Options{})
+	res, _, err = dumpsource.FromReplica(context.Background(), restore.Options{Replica: r}, out, stalwartfmt.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

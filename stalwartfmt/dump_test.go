@@ -13,6 +13,7 @@ import (
 
 	"github.com/linxGnu/grocksdb"
 
+	"github.com/tailer-backup/tailer/dumpsource"
 	"github.com/tailer-backup/tailer/integration/loadgen"
 	"github.com/tailer-backup/tailer/internal/stalwart"
 	"github.com/tailer-backup/tailer/internal/store"
@@ -80,7 +81,7 @@ func exportDir(t *testing.T, dir, out string) stalwartfmt.Summary {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	sum, err := stalwartfmt.Export(context.Background(), st, st.DB.GetLatestSequenceNumber(), out, stalwartfmt.Options{Log: testLog(t)})
+	sum, err := stalwartfmt.WriteDump(context.Background(), st, st.DB.GetLatestSequenceNumber(), out, stalwartfmt.Options{Log: testLog(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -181,7 +182,7 @@ func TestExportLive(t *testing.T) {
 	}
 	var ticks int
 	out := filepath.Join(tmp, "out")
-	sum, err := stalwartfmt.ExportLive(context.Background(), g.Dir(), filepath.Join(tmp, "scratch"), out,
+	sum, err := dumpsource.FromLive(context.Background(), g.Dir(), filepath.Join(tmp, "scratch"), out,
 		stalwartfmt.Options{Log: testLog(t), Progress: func(stalwartfmt.Progress) { ticks++ }, ProgressEvery: 1})
 	if err != nil {
 		t.Fatal(err)
@@ -234,7 +235,7 @@ func TestExportUnderWrites(t *testing.T) {
 	}
 	defer frozen.Close()
 	out := filepath.Join(tmp, "out")
-	sum, err := stalwartfmt.Export(context.Background(), frozen.Store, frozen.Seq, out, stalwartfmt.Options{Log: testLog(t)})
+	sum, err := stalwartfmt.WriteDump(context.Background(), frozen.Store, frozen.Seq, out, stalwartfmt.Options{Log: testLog(t)})
 	cancel()
 	if werr := <-done; werr != nil {
 		t.Fatal(werr)
@@ -278,7 +279,7 @@ func TestSchemaVersion(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer st.Close()
-			_, err = stalwartfmt.Export(context.Background(), st, 1, out, stalwartfmt.Options{})
+			_, err = stalwartfmt.WriteDump(context.Background(), st, 1, out, stalwartfmt.Options{})
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("error %v, want one containing %q", err, tc.want)
 			}
@@ -316,14 +317,14 @@ func TestOutputDirectory(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(full, "notes.txt"), []byte("x"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := stalwartfmt.Export(context.Background(), st, 1, full, stalwartfmt.Options{}); err == nil || !strings.Contains(err.Error(), "not empty") {
+	if _, err := stalwartfmt.WriteDump(context.Background(), st, 1, full, stalwartfmt.Options{}); err == nil || !strings.Contains(err.Error(), "not empty") {
 		t.Fatalf("export into a non-empty directory: %v", err)
 	}
 	empty := filepath.Join(tmp, "empty")
 	if err := os.MkdirAll(empty, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := stalwartfmt.Export(context.Background(), st, 1, empty, stalwartfmt.Options{}); err != nil {
+	if _, err := stalwartfmt.WriteDump(context.Background(), st, 1, empty, stalwartfmt.Options{}); err != nil {
 		t.Fatal(err)
 	}
 	if entries, _ := os.ReadDir(empty); len(entries) != 19 {
