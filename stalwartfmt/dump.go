@@ -361,7 +361,7 @@ func (e *dumper) copyFamily(fw *FileWriter, sub Subspace) error {
 
 // blobs writes one record per distinct blob hash linked in family k (the
 // first 32 bytes of each link key), in hash order, with the blob read from
-// family t and decoded (DecodeBlob). Blobs with no link are not exported.
+// family t and decoded (DecodeBlob). Blobs with no link are not in the dump.
 func (e *dumper) blobs(fw *FileWriter, sub Subspace) error {
 	links, blobs := e.st.Handle(string(BlobLinkSubspace)), e.st.Handle(string(sub.Letter))
 	if links == nil {

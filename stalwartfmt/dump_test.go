@@ -74,7 +74,7 @@ func buildSmallStore(t *testing.T, dir string, schema []byte) {
 	// h and r stay empty: their files hold only the header.
 }
 
-func exportDir(t *testing.T, dir, out string) stalwartfmt.Summary {
+func dumpDir(t *testing.T, dir, out string) stalwartfmt.Summary {
 	t.Helper()
 	st, err := store.OpenReadOnly(dir)
 	if err != nil {
@@ -95,7 +95,7 @@ func TestGolden(t *testing.T) {
 	tmp := t.TempDir()
 	db, out := filepath.Join(tmp, "db"), filepath.Join(tmp, "out")
 	buildSmallStore(t, db, []byte{0, 0, 0, 6})
-	sum := exportDir(t, db, out)
+	sum := dumpDir(t, db, out)
 	if sum.Schema != 6 || len(sum.Files) != 19 || sum.MissingBlobs != 1 || sum.UnmarkedBlobs != 1 {
 		t.Fatalf("summary: schema %d, %d files, %d missing, %d unmarked; want 6, 19, 1, 1", sum.Schema, len(sum.Files), sum.MissingBlobs, sum.UnmarkedBlobs)
 	}
@@ -163,10 +163,10 @@ func TestGolden(t *testing.T) {
 	}
 }
 
-// TestExportLive exports a Stalwart-like store that is open as a primary
+// TestDumpFromLive writes a dump of a Stalwart-like store that is open as a primary
 // (the generator holds it, as Stalwart would) and checks every file against
-// the store at the export's sequence number.
-func TestExportLive(t *testing.T) {
+// the store at the dump's sequence number.
+func TestDumpFromLive(t *testing.T) {
 	tmp := t.TempDir()
 	g, err := loadgen.Open(loadgen.Config{Dir: filepath.Join(tmp, "primary"), Seed: 9, Accounts: 8})
 	if err != nil {
@@ -210,12 +210,12 @@ func TestExportLive(t *testing.T) {
 	t.Logf("%d files, %d records, %d bytes at seq %d", len(sum.Files), sum.Records, sum.Bytes, sum.Seq)
 }
 
-// TestExportUnderWrites freezes the store while the generator keeps
+// TestDumpUnderWrites freezes the store while the generator keeps
 // writing and checks the files against the frozen view: every subspace at
 // the same sequence number, so every linked blob is there (a delivery
 // writes the blob and its links in one batch; Stalwart's own export, one
 // iterator per subspace on the live store, can miss some).
-func TestExportUnderWrites(t *testing.T) {
+func TestDumpUnderWrites(t *testing.T) {
 	tmp := t.TempDir()
 	g, err := loadgen.Open(loadgen.Config{Dir: filepath.Join(tmp, "primary"), Seed: 3, Accounts: 6})
 	if err != nil {
@@ -358,7 +358,7 @@ func TestFamilies(t *testing.T) {
 	}
 	st.Close()
 	out := filepath.Join(tmp, "out")
-	sum := exportDir(t, db, out)
+	sum := dumpDir(t, db, out)
 	if len(sum.Ignored) != 1 || sum.Ignored[0] != "extra" {
 		t.Fatalf("ignored families %v, want [extra]", sum.Ignored)
 	}

@@ -88,7 +88,7 @@ does; without it they are left out and counted.`,
 				return fmt.Errorf("no --db given: point it at Stalwart's RocksDB directory")
 			}
 			rep := newExportProgress(log, db)
-			meta, res, err := agent.ExportOnce(cmd.Context(), db, scratch, r, log, func(s export.Stats) {
+			meta, res, err := agent.OnDemandExport(cmd.Context(), db, scratch, r, log, func(s export.Stats) {
 				log.Debug("exporting", "family", s.Family, "keys", s.Keys, "bytes", s.Written)
 				rep.Set(s.Written)
 			})

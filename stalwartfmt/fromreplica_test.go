@@ -15,14 +15,14 @@ import (
 	"github.com/tailer-backup/tailer/uploader"
 )
 
-// TestExportRestorePointInTime ships a Stalwart-like store with `tailer
+// TestDumpFromReplicaPointInTime ships a Stalwart-like store with `tailer
 // run` (a full export, then WAL segments with merges, deletes and range
 // deletes), then writes Stalwart's files for a past sequence number and for
 // the newest state straight from the replica. The past point is checked
 // against a second generator with the same seed stopped after the same
 // transactions (the generator's content is a pure function of seed and
 // transaction number), the newest against the primary itself.
-func TestExportRestorePointInTime(t *testing.T) {
+func TestDumpFromReplicaPointInTime(t *testing.T) {
 	if testing.Short() {
 		t.Skip("a live load generator, exports and restores at several points: skipped under -short")
 	}

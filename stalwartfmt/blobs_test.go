@@ -21,12 +21,12 @@ import (
 	"github.com/tailer-backup/tailer/uploader"
 )
 
-// TestExportBlobSource: blobs linked in k but kept in a filesystem blob
-// store are exported from the blob source given, as Stalwart's own export
+// TestDumpBlobSources: blobs linked in k but kept in a filesystem blob
+// store are written into the dump from the blob source given, as Stalwart's own export
 // reads them through its blob store, from a live blob directory and from
 // a replica's blobs/; a blob the source lacks (or holds damaged) is left
 // out and counted, as without a source.
-func TestExportBlobSource(t *testing.T) {
+func TestDumpBlobSources(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	db := filepath.Join(dir, "db")
@@ -120,9 +120,9 @@ func TestExportBlobSource(t *testing.T) {
 	}
 }
 
-// TestExportRestoreBlobs: restore --format stalwart of a replica of a
-// filesystem blob store exports the point's blobs from blobs/.
-func TestExportRestoreBlobs(t *testing.T) {
+// TestDumpFromReplicaBlobs: restore --format stalwart of a replica of a
+// filesystem blob store writes the point's blobs from blobs/ into the dump.
+func TestDumpFromReplicaBlobs(t *testing.T) {
 	rep := replicatest.Build(t, replicatest.Spec{Tx: 10, PerSegment: 4, Blobs: true})
 	seq := rep.Batches[6].Last
 	out := filepath.Join(t.TempDir(), "out")
