@@ -18,13 +18,14 @@ import (
 	"github.com/tailer-backup/tailer/uploader"
 )
 
-// ExportOnce takes one consistent hot export of a live store (what
+// OnDemandExport takes one consistent hot export of a live store (what
 // `stalwart -e` cannot do while Stalwart runs) and stores it as a new
-// generation of r ("on-demand export"), so it can be restored like any
-// other. The export is staged in scratch, then uploaded; nothing is
+// generation of r, recorded with the reason "on-demand export" (the name:
+// the same export `run` takes every --export-interval, taken once, when
+// asked, by `tailer export`), so it can be restored like any other. The export is staged in scratch, then uploaded; nothing is
 // written in the store's directory. Do not run it against a replica a
 // `tailer run` is shipping to: `run` continues its own generation.
-func ExportOnce(ctx context.Context, db, scratch string, r uploader.Replica, log *slog.Logger, progress export.Progress) (layout.Meta, export.Result, error) {
+func OnDemandExport(ctx context.Context, db, scratch string, r uploader.Replica, log *slog.Logger, progress export.Progress) (layout.Meta, export.Result, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/tailer-backup/tailer/internal/catalog"
 	"github.com/tailer-backup/tailer/internal/layout"
+	"github.com/tailer-backup/tailer/internal/report"
 	"github.com/tailer-backup/tailer/internal/testbucket"
 	"github.com/tailer-backup/tailer/restore"
 	"github.com/tailer-backup/tailer/segment"
@@ -260,7 +261,7 @@ func TestGracePeriod(t *testing.T) {
 	}
 	changes := func() int {
 		n := 0
-		if err := catalog.Changes(ctx, f.r, catalog.ChangeFilter{}, func(catalog.Change) error { n++; return nil }); err != nil {
+		if err := report.Changes(ctx, f.r, report.ChangeFilter{}, func(report.Change) error { n++; return nil }); err != nil {
 			t.Fatal(err)
 		}
 		return n

@@ -46,7 +46,7 @@ func TestExportsUnderWriteLoadAreConsistent(t *testing.T) {
 	}
 	var exps []exp
 	for i := 0; i < 4; i++ {
-		meta, res, err := agent.ExportOnce(context.Background(), cfg.Dir, filepath.Join(dir, "scratch"), rep, testLogger(t), nil)
+		meta, res, err := agent.OnDemandExport(context.Background(), cfg.Dir, filepath.Join(dir, "scratch"), rep, testLogger(t), nil)
 		if err != nil {
 			stop()
 			wg.Wait()

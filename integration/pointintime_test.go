@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/tailer-backup/tailer/integration/loadgen"
-	"github.com/tailer-backup/tailer/internal/catalog"
+	"github.com/tailer-backup/tailer/internal/report"
 	"github.com/tailer-backup/tailer/restore"
 )
 
@@ -80,7 +80,7 @@ func TestRestoreByTimeAndChangeID(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), "not in the replica") || !strings.Contains(err.Error(), "nearest") {
 				t.Fatalf("restore to a change id the replica does not hold: %v, want a refusal naming the nearest ids", err)
 			}
-			gen, newest, err := catalog.AccountChanges(context.Background(), e.replica)
+			gen, newest, err := report.AccountChanges(context.Background(), e.replica)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -119,7 +119,7 @@ func (e *env) restoreBy(tgt restore.Target) restore.Result {
 func (e *env) changelogHas(tx loadgen.Tx) bool {
 	found := false
 	acct := tx.Account
-	err := catalog.Changes(context.Background(), e.replica, catalog.ChangeFilter{Account: &acct}, func(c catalog.Change) error {
+	err := report.Changes(context.Background(), e.replica, report.ChangeFilter{Account: &acct}, func(c report.Change) error {
 		if c.ChangeID == tx.ChangeID && c.LastSeq == tx.LastSeq {
 			found = true
 		}

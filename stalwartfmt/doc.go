@@ -1,7 +1,9 @@
-// Package stalwartfmt writes Stalwart's own export format — the directory
-// `stalwart --export` writes and `stalwart --import` reads — from a live
-// RocksDB store (frozen from outside, consistent at one sequence number)
-// or from any point a tailer replica holds. That format is store-agnostic:
+// Package stalwartfmt writes a Stalwart dump — the directory
+// `stalwart --export` writes and `stalwart --import` reads — from a static
+// RocksDB store, consistent at one sequence number. Where that store comes
+// from (a live store frozen from outside, a point a tailer replica holds)
+// is package dumpsource's business; this package does no I/O beyond
+// reading the store and writing the files. That format is store-agnostic:
 // it is how a Stalwart installation moves from RocksDB to PostgreSQL,
 // FoundationDB or another RocksDB, which a file-level backup cannot do.
 //

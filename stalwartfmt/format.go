@@ -39,7 +39,7 @@ const hashLen = 32
 // importer reads at most five LEB128 bytes into a u32.
 const maxLen = 1<<32 - 1
 
-// Subspace describes one file of an export.
+// Subspace describes one file of a Stalwart dump.
 type Subspace struct {
 	Letter byte
 	// KeyOnly subspaces are written with every value empty (Stalwart's
@@ -118,7 +118,7 @@ func (l *Layout) skip(letters string) *Layout {
 	return l
 }
 
-// KnownSchemas lists the schema versions tailer can export, ascending.
+// KnownSchemas lists the schema versions tailer can write a dump for, ascending.
 func KnownSchemas() []uint32 {
 	out := make([]uint32, 0, len(layouts))
 	for v := range layouts {

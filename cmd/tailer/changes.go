@@ -8,7 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tailer-backup/tailer/changelog"
-	"github.com/tailer-backup/tailer/internal/catalog"
+	"github.com/tailer-backup/tailer/internal/report"
 )
 
 func newChangesCmd(g *globals) *cobra.Command {
@@ -40,7 +40,7 @@ not downloaded. --json prints one JSON object per line.`,
 			if err != nil {
 				return err
 			}
-			var f catalog.ChangeFilter
+			var f report.ChangeFilter
 			if cmd.Flags().Changed("account") {
 				f.Account = &account
 			}
@@ -68,7 +68,7 @@ not downloaded. --json prints one JSON object per line.`,
 			out := cmd.OutOrStdout()
 			enc := json.NewEncoder(out)
 			n := 0
-			err = catalog.Changes(cmd.Context(), r, f, func(c catalog.Change) error {
+			err = report.Changes(cmd.Context(), r, f, func(c report.Change) error {
 				n++
 				if asJSON {
 					return enc.Encode(changeJSON{

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"github.com/tailer-backup/tailer/dumpsource"
 	"github.com/tailer-backup/tailer/internal/progress"
 	"os"
 	"time"
@@ -11,7 +12,6 @@ import (
 	"github.com/tailer-backup/tailer/agent"
 	"github.com/tailer-backup/tailer/blobfs"
 	"github.com/tailer-backup/tailer/export"
-	"github.com/tailer-backup/tailer/stalwartfmt"
 )
 
 func newExportCmd(g *globals) *cobra.Command {
@@ -71,9 +71,9 @@ does; without it they are left out and counted.`,
 					if st, err := os.Stat(blobs); err != nil || !st.IsDir() {
 						return fmt.Errorf("--blobs %s: not a directory (%v): give Stalwart's filesystem blob store", blobs, err)
 					}
-					so.Blobs = stalwartfmt.BlobDir{Layout: l}
+					so.Blobs = dumpsource.BlobDir{Layout: l}
 				}
-				sum, err := stalwartfmt.ExportLive(cmd.Context(), db, scratch, out, so)
+				sum, err := dumpsource.FromLive(cmd.Context(), db, scratch, out, so)
 				if err != nil {
 					return err
 				}
@@ -88,7 +88,7 @@ does; without it they are left out and counted.`,
 				return fmt.Errorf("no --db given: point it at Stalwart's RocksDB directory")
 			}
 			rep := newExportProgress(log, db)
-			meta, res, err := agent.ExportOnce(cmd.Context(), db, scratch, r, log, func(s export.Stats) {
+			meta, res, err := agent.OnDemandExport(cmd.Context(), db, scratch, r, log, func(s export.Stats) {
 				log.Debug("exporting", "family", s.Family, "keys", s.Keys, "bytes", s.Written)
 				rep.Set(s.Written)
 			})

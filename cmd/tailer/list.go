@@ -14,6 +14,7 @@ import (
 	"github.com/tailer-backup/tailer/blobship"
 	"github.com/tailer-backup/tailer/internal/catalog"
 	"github.com/tailer-backup/tailer/internal/layout"
+	"github.com/tailer-backup/tailer/internal/report"
 	"github.com/tailer-backup/tailer/uploader"
 )
 
@@ -173,7 +174,7 @@ func clip(s string, n int) string {
 
 // listAccounts prints each account's newest change id.
 func listAccounts(cmd *cobra.Command, r uploader.Replica, asJSON bool) error {
-	gen, m, err := catalog.AccountChanges(cmd.Context(), r)
+	gen, m, err := report.AccountChanges(cmd.Context(), r)
 	if err != nil {
 		return err
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tailer-backup/tailer/blobfs"
+	"github.com/tailer-backup/tailer/dumpsource"
 	"github.com/tailer-backup/tailer/internal/progress"
 	"github.com/tailer-backup/tailer/restore"
 	"github.com/tailer-backup/tailer/stalwartfmt"
@@ -177,7 +178,7 @@ follow into a new directory to build a new standby.`,
 				sum stalwartfmt.Summary
 			)
 			if format == formatStalwart {
-				res, sum, err = stalwartfmt.ExportRestore(cmd.Context(), opts, out, stalwartOptions(log, every))
+				res, sum, err = dumpsource.FromReplica(cmd.Context(), opts, out, stalwartOptions(log, every))
 			} else {
 				ph := newPhases(log)
 				opts.Progress = ph.update

@@ -13,14 +13,14 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/tailer-backup/tailer/internal/catalog"
+	"github.com/tailer-backup/tailer/internal/report"
 	"github.com/tailer-backup/tailer/secondary"
 	"github.com/tailer-backup/tailer/uploader"
 )
 
 // replicaStatus is one replica as `status` reports it.
 type replicaStatus struct {
-	catalog.Head
+	report.Head
 	Error string    `json:"error,omitempty"`
 	Now   time.Time `json:"now"`
 	// LagSeconds is how much of the primary's recent history the replica
@@ -34,7 +34,7 @@ type replicaStatus struct {
 	Note   string `json:"note,omitempty"`
 	// Spool is what the replica's directory in --spool holds that the
 	// replica has not confirmed yet (with --spool only).
-	Spool *catalog.SpoolStatus `json:"spool,omitempty"`
+	Spool *report.SpoolStatus `json:"spool,omitempty"`
 }
 
 // exitError makes main exit with code instead of 1, after printing err
@@ -123,7 +123,7 @@ given that replica (or the directory is removed by hand).`,
 				log = l
 				opened = append(opened, r)
 				rs := replicaStatus{Now: time.Now().UTC()}
-				rs.Head, err = catalog.ReadHead(cmd.Context(), r)
+				rs.Head, err = report.ReadHead(cmd.Context(), r)
 				if err != nil {
 					rs.Replica, rs.Error = r.String(), err.Error()
 					failed++
@@ -236,20 +236,20 @@ func spoolDir(spool, scratch string) string {
 // readSpools fills each status's Spool from root and returns the spool
 // directories none of the replicas owns, each also logged as a warning
 // (so --json output, a list of replicas, still shows them on stderr).
-func readSpools(root string, rs []uploader.Replica, out []replicaStatus, log *slog.Logger) ([]catalog.SpoolStatus, error) {
+func readSpools(root string, rs []uploader.Replica, out []replicaStatus, log *slog.Logger) ([]report.SpoolStatus, error) {
 	if root == "" {
 		return nil, nil
 	}
 	if st, err := os.Stat(root); err != nil || !st.IsDir() {
 		return nil, fmt.Errorf("--spool %s: not a directory (give tailer run's --spool, default SCRATCH/spool)", root)
 	}
-	own, orphans, err := catalog.Spools(root, rs)
+	own, orphans, err := report.Spools(root, rs)
 	if err != nil {
 		return nil, err
 	}
 	for i := range out {
 		if out[i].Spool = own[i]; own[i] == nil {
-			out[i].Spool = &catalog.SpoolStatus{}
+			out[i].Spool = &report.SpoolStatus{}
 		}
 	}
 	for _, o := range orphans {
@@ -261,14 +261,14 @@ func readSpools(root string, rs []uploader.Replica, out []replicaStatus, log *sl
 	return orphans, nil
 }
 
-func ownerName(s catalog.SpoolStatus) string {
+func ownerName(s report.SpoolStatus) string {
 	if s.Replica == "" {
 		return "unknown (written by an older tailer)"
 	}
 	return s.Replica
 }
 
-func printOrphans(w io.Writer, orphans []catalog.SpoolStatus) {
+func printOrphans(w io.Writer, orphans []report.SpoolStatus) {
 	if len(orphans) == 0 {
 		return
 	}

@@ -1,7 +1,9 @@
 // Package catalog reads what a replica (and optionally the local spool)
 // holds as tailer's layout: the generations with their exports and
 // segments, and each generation's metadata. `run` resumes from it, `list`
-// prints it and `restore` plans from it.
+// prints it and `restore` plans from it. The reports built on top of it
+// (status, changes) are package internal/report's: catalog knows nothing
+// of the lease or the changelog.
 package catalog
 
 import (
@@ -52,7 +54,7 @@ func ReadMeta(ctx context.Context, r uploader.Replica, key string) (layout.Meta,
 		return layout.Meta{}, fmt.Errorf("read %s from %s: %w", key, r, err)
 	}
 	defer rc.Close()
-	raw, err := readSmall(rc, layout.MaxMetaLen)
+	raw, err := ReadSmall(rc, layout.MaxMetaLen)
 	if err != nil {
 		return layout.Meta{}, fmt.Errorf("read %s from %s: %w", key, r, err)
 	}
@@ -64,10 +66,10 @@ func ReadMeta(ctx context.Context, r uploader.Replica, key string) (layout.Meta,
 // not read into memory.
 var ErrTooLarge = errors.New("larger than tailer ever writes it; the object is not tailer's or is damaged")
 
-// readSmall reads a whole object of at most limit bytes. Objects are
+// ReadSmall reads a whole object of at most limit bytes. Objects are
 // untrusted input: a planted multi-gigabyte generation.json must not be
 // read into memory.
-func readSmall(rc io.Reader, limit int64) ([]byte, error) {
+func ReadSmall(rc io.Reader, limit int64) ([]byte, error) {
 	raw, err := io.ReadAll(io.LimitReader(rc, limit+1))
 	if err != nil {
 		return nil, err

@@ -1,4 +1,4 @@
-package stalwartfmt
+package dumpsource
 
 import (
 	"context"
@@ -11,11 +11,11 @@ import (
 	"github.com/tailer-backup/tailer/uploader"
 )
 
-// BlobDir is a live filesystem blob store as a BlobSource: Stalwart's
+// BlobDir is a live filesystem blob store as a stalwartfmt.BlobSource: Stalwart's
 // own files. A file that does not (yet) hash to its name is not used.
 type BlobDir struct{ Layout blobfs.Layout }
 
-// Blob implements BlobSource.
+// Blob implements stalwartfmt.BlobSource.
 func (d BlobDir) Blob(_ context.Context, h blobfs.Hash) ([]byte, bool, error) {
 	file, err := os.ReadFile(d.Layout.Path(h))
 	if errors.Is(err, os.ErrNotExist) {
@@ -30,7 +30,7 @@ func (d BlobDir) Blob(_ context.Context, h blobfs.Hash) ([]byte, bool, error) {
 	return file, true, nil
 }
 
-// ReplicaBlobs is a replica's blobs/ as a BlobSource: each blob is
+// ReplicaBlobs is a replica's blobs/ as a stalwartfmt.BlobSource: each blob is
 // fetched and checked against its hash (blobship.Fetch). Only blobs the
 // listing made at NewReplicaBlobs found are asked for, so a store whose
 // blobs live elsewhere costs no request per blob.
@@ -51,7 +51,7 @@ func NewReplicaBlobs(ctx context.Context, r uploader.Replica) (*ReplicaBlobs, er
 	return &ReplicaBlobs{r: r, held: held}, nil
 }
 
-// Blob implements BlobSource.
+// Blob implements stalwartfmt.BlobSource.
 func (b *ReplicaBlobs) Blob(ctx context.Context, h blobfs.Hash) ([]byte, bool, error) {
 	if _, ok := b.held[h]; !ok {
 		return nil, false, nil

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/tailer-backup/tailer/agent"
+	"github.com/tailer-backup/tailer/dumpsource"
 	"github.com/tailer-backup/tailer/integration/loadgen"
 	"github.com/tailer-backup/tailer/internal/catalog"
 	"github.com/tailer-backup/tailer/restore"
@@ -14,14 +15,14 @@ import (
 	"github.com/tailer-backup/tailer/uploader"
 )
 
-// TestExportRestorePointInTime ships a Stalwart-like store with `tailer
+// TestDumpFromReplicaPointInTime ships a Stalwart-like store with `tailer
 // run` (a full export, then WAL segments with merges, deletes and range
 // deletes), then writes Stalwart's files for a past sequence number and for
 // the newest state straight from the replica. The past point is checked
 // against a second generator with the same seed stopped after the same
 // transactions (the generator's content is a pure function of seed and
 // transaction number), the newest against the primary itself.
-func TestExportRestorePointInTime(t *testing.T) {
+func TestDumpFromReplicaPointInTime(t *testing.T) {
 	if testing.Short() {
 		t.Skip("a live load generator, exports and restores at several points: skipped under -short")
 	}
@@ -74,7 +75,7 @@ func TestExportRestorePointInTime(t *testing.T) {
 
 	// The past point, from the export and the segments after it.
 	out := filepath.Join(tmp, "past")
-	res, sum, err := stalwartfmt.ExportRestore(context.Background(),
+	res, sum, err := dumpsource.FromReplica(context.Background(),
 		restore.Options{Replica: r, Target: restore.Target{Seq: pastSeq, HasSeq: true}}, out, stalwartfmt.Options{Log: testLog(t)})
 	if err != nil {
 		t.Fatal(err)
@@ -101,7 +102,7 @@ func TestExportRestorePointInTime(t *testing.T) {
 
 	// The newest state.
 	out = filepath.Join(tmp, "newest")
-	res, _, err = stalwartfmt.ExportRestore(context.Background(), restore.Options{Replica: r}, out, stalwartfmt.Options{})
+	res, _, err = dumpsource.FromReplica(context.Background(), restore.Options{Replica: r}, out, stalwartfmt.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package catalog
+package report
 
 import (
 	"context"
@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/tailer-backup/tailer/internal/catalog"
 	"github.com/tailer-backup/tailer/internal/layout"
 	"github.com/tailer-backup/tailer/lease"
 	"github.com/tailer-backup/tailer/uploader"
@@ -43,7 +44,7 @@ type Head struct {
 // capture time in place (the newest segment's trailer, a few ranged
 // reads; no download).
 func ReadHead(ctx context.Context, r uploader.Replica) (Head, error) {
-	gens, _, err := List(ctx, r, nil)
+	gens, _, err := catalog.List(ctx, r, nil)
 	if err != nil {
 		return Head{}, err
 	}
@@ -64,7 +65,7 @@ func ReadHead(ctx context.Context, r uploader.Replica) (Head, error) {
 	h.Generation, h.LastSeq = g.ID, g.LastSeq()
 	h.Seq, _ = g.NewestRestorable()
 	if g.MetaKey != "" {
-		if m, err := ReadMeta(ctx, r, g.MetaKey); err == nil {
+		if m, err := catalog.ReadMeta(ctx, r, g.MetaKey); err == nil {
 			h.DBIdentity = m.DBIdentity
 		}
 	}
@@ -77,7 +78,7 @@ func ReadHead(ctx context.Context, r uploader.Replica) (Head, error) {
 		}
 	}
 	if newest != nil {
-		_, tr, err := ReadFraming(ctx, r, newest.Key, newest.Size)
+		_, tr, err := catalog.ReadFraming(ctx, r, newest.Key, newest.Size)
 		if err != nil {
 			return Head{}, err
 		}
@@ -85,7 +86,7 @@ func ReadHead(ctx context.Context, r uploader.Replica) (Head, error) {
 	} else {
 		for _, e := range g.Exports {
 			if e.Seq == h.Seq {
-				hd, _, err := ReadFraming(ctx, r, e.Key, e.Size)
+				hd, _, err := catalog.ReadFraming(ctx, r, e.Key, e.Size)
 				if err != nil {
 					return Head{}, err
 				}
@@ -109,7 +110,7 @@ func readLease(ctx context.Context, r uploader.Replica) (*lease.Record, error) {
 		return nil, fmt.Errorf("read %s from %s: %w", lease.Key, r, err)
 	}
 	defer rc.Close()
-	raw, err := readSmall(rc, layout.MaxMetaLen)
+	raw, err := catalog.ReadSmall(rc, layout.MaxMetaLen)
 	if err != nil {
 		return nil, fmt.Errorf("read %s from %s: %w", lease.Key, r, err)
 	}
@@ -121,44 +122,4 @@ func readLease(ctx context.Context, r uploader.Replica) (*lease.Record, error) {
 		return nil, nil // released
 	}
 	return &rec, nil
-}
-
-// SpoolStatus is one directory of `tailer run`'s spool as status reports
-// it: what it holds that the replica has not confirmed yet.
-type SpoolStatus struct {
-	Dir string `json:"dir"`
-	// Replica is the replica the directory records as its owner (its URL
-	// as last shown), "" when an older tailer did not record it.
-	Replica string `json:"replica,omitempty"`
-	Objects int    `json:"objects"`
-	Bytes   int64  `json:"bytes"`
-}
-
-// Spools reads the spool directories under root: the one of each replica
-// in rs (by index; nil when it has none yet) and the orphans, which no
-// replica in rs owns. Their objects are uploaded only by a `tailer run`
-// given their replica.
-func Spools(root string, rs []uploader.Replica) (own []*SpoolStatus, orphans []SpoolStatus, err error) {
-	infos, err := uploader.ListSpools(root)
-	if err != nil {
-		return nil, nil, err
-	}
-	own = make([]*SpoolStatus, len(rs))
-	for _, i := range infos {
-		s := SpoolStatus{Dir: i.Dir, Objects: i.Objects, Bytes: i.Bytes}
-		if i.Owner != nil {
-			s.Replica = i.Owner.Replica
-		}
-		mine := false
-		for k, r := range rs {
-			if i.OwnedBy(r) && own[k] == nil {
-				own[k], mine = &s, true
-				break
-			}
-		}
-		if !mine {
-			orphans = append(orphans, s)
-		}
-	}
-	return own, orphans, nil
 }

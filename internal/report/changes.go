@@ -1,4 +1,4 @@
-package catalog
+package report
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 
 	"github.com/tailer-backup/tailer/changelog"
+	"github.com/tailer-backup/tailer/internal/catalog"
 	"github.com/tailer-backup/tailer/internal/layout"
 	"github.com/tailer-backup/tailer/segment"
 	"github.com/tailer-backup/tailer/uploader"
@@ -31,7 +32,7 @@ type Change struct {
 // that passes f, in generation and sequence order. Segments whose trailer
 // (capture range, change-id labels) rules them out are not downloaded.
 func Changes(ctx context.Context, r uploader.Replica, f ChangeFilter, fn func(Change) error) error {
-	gens, _, err := List(ctx, r, nil)
+	gens, _, err := catalog.List(ctx, r, nil)
 	if err != nil {
 		return err
 	}
@@ -45,7 +46,7 @@ func Changes(ctx context.Context, r uploader.Replica, f ChangeFilter, fn func(Ch
 		// both a wide segment and the narrow ones it replaced, walking all
 		// of them would report every change twice.
 		for _, s := range g.Coverage().Uncovered {
-			_, tr, err := ReadFraming(ctx, r, s.Key, s.Size)
+			_, tr, err := catalog.ReadFraming(ctx, r, s.Key, s.Size)
 			if err != nil {
 				return err
 			}
@@ -126,7 +127,7 @@ func scanSegment(ctx context.Context, r uploader.Replica, g layout.Generation, s
 // generation: its newest export's record plus the labels of the segments
 // after it (read in place, not downloaded).
 func AccountChanges(ctx context.Context, r uploader.Replica) (string, map[uint32]uint64, error) {
-	gens, _, err := List(ctx, r, nil)
+	gens, _, err := catalog.List(ctx, r, nil)
 	if err != nil {
 		return "", nil, err
 	}
@@ -136,7 +137,7 @@ func AccountChanges(ctx context.Context, r uploader.Replica) (string, map[uint32
 			continue
 		}
 		e := g.Exports[len(g.Exports)-1]
-		_, tr, err := ReadFraming(ctx, r, e.Key, e.Size)
+		_, tr, err := catalog.ReadFraming(ctx, r, e.Key, e.Size)
 		if err != nil {
 			return "", nil, err
 		}
@@ -148,7 +149,7 @@ func AccountChanges(ctx context.Context, r uploader.Replica) (string, map[uint32
 			if s.Last <= e.Seq {
 				continue
 			}
-			_, st, err := ReadFraming(ctx, r, s.Key, s.Size)
+			_, st, err := catalog.ReadFraming(ctx, r, s.Key, s.Size)
 			if err != nil {
 				return "", nil, err
 			}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/linxGnu/grocksdb"
 
+	"github.com/tailer-backup/tailer/dumpsource"
 	"github.com/tailer-backup/tailer/integration/loadgen"
 	"github.com/tailer-backup/tailer/internal/stalwart"
 	"github.com/tailer-backup/tailer/internal/store"
@@ -73,14 +74,14 @@ func buildSmallStore(t *testing.T, dir string, schema []byte) {
 	// h and r stay empty: their files hold only the header.
 }
 
-func exportDir(t *testing.T, dir, out string) stalwartfmt.Summary {
+func dumpDir(t *testing.T, dir, out string) stalwartfmt.Summary {
 	t.Helper()
 	st, err := store.OpenReadOnly(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	sum, err := stalwartfmt.Export(context.Background(), st, st.DB.GetLatestSequenceNumber(), out, stalwartfmt.Options{Log: testLog(t)})
+	sum, err := stalwartfmt.WriteDump(context.Background(), st, st.DB.GetLatestSequenceNumber(), out, stalwartfmt.Options{Log: testLog(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,7 +95,7 @@ func TestGolden(t *testing.T) {
 	tmp := t.TempDir()
 	db, out := filepath.Join(tmp, "db"), filepath.Join(tmp, "out")
 	buildSmallStore(t, db, []byte{0, 0, 0, 6})
-	sum := exportDir(t, db, out)
+	sum := dumpDir(t, db, out)
 	if sum.Schema != 6 || len(sum.Files) != 19 || sum.MissingBlobs != 1 || sum.UnmarkedBlobs != 1 {
 		t.Fatalf("summary: schema %d, %d files, %d missing, %d unmarked; want 6, 19, 1, 1", sum.Schema, len(sum.Files), sum.MissingBlobs, sum.UnmarkedBlobs)
 	}
@@ -162,10 +163,10 @@ func TestGolden(t *testing.T) {
 	}
 }
 
-// TestExportLive exports a Stalwart-like store that is open as a primary
+// TestDumpFromLive writes a dump of a Stalwart-like store that is open as a primary
 // (the generator holds it, as Stalwart would) and checks every file against
-// the store at the export's sequence number.
-func TestExportLive(t *testing.T) {
+// the store at the dump's sequence number.
+func TestDumpFromLive(t *testing.T) {
 	tmp := t.TempDir()
 	g, err := loadgen.Open(loadgen.Config{Dir: filepath.Join(tmp, "primary"), Seed: 9, Accounts: 8})
 	if err != nil {
@@ -181,7 +182,7 @@ func TestExportLive(t *testing.T) {
 	}
 	var ticks int
 	out := filepath.Join(tmp, "out")
-	sum, err := stalwartfmt.ExportLive(context.Background(), g.Dir(), filepath.Join(tmp, "scratch"), out,
+	sum, err := dumpsource.FromLive(context.Background(), g.Dir(), filepath.Join(tmp, "scratch"), out,
 		stalwartfmt.Options{Log: testLog(t), Progress: func(stalwartfmt.Progress) { ticks++ }, ProgressEvery: 1})
 	if err != nil {
 		t.Fatal(err)
@@ -209,12 +210,12 @@ func TestExportLive(t *testing.T) {
 	t.Logf("%d files, %d records, %d bytes at seq %d", len(sum.Files), sum.Records, sum.Bytes, sum.Seq)
 }
 
-// TestExportUnderWrites freezes the store while the generator keeps
+// TestDumpUnderWrites freezes the store while the generator keeps
 // writing and checks the files against the frozen view: every subspace at
 // the same sequence number, so every linked blob is there (a delivery
 // writes the blob and its links in one batch; Stalwart's own export, one
 // iterator per subspace on the live store, can miss some).
-func TestExportUnderWrites(t *testing.T) {
+func TestDumpUnderWrites(t *testing.T) {
 	tmp := t.TempDir()
 	g, err := loadgen.Open(loadgen.Config{Dir: filepath.Join(tmp, "primary"), Seed: 3, Accounts: 6})
 	if err != nil {
@@ -234,7 +235,7 @@ func TestExportUnderWrites(t *testing.T) {
 	}
 	defer frozen.Close()
 	out := filepath.Join(tmp, "out")
-	sum, err := stalwartfmt.Export(context.Background(), frozen.Store, frozen.Seq, out, stalwartfmt.Options{Log: testLog(t)})
+	sum, err := stalwartfmt.WriteDump(context.Background(), frozen.Store, frozen.Seq, out, stalwartfmt.Options{Log: testLog(t)})
 	cancel()
 	if werr := <-done; werr != nil {
 		t.Fatal(werr)
@@ -278,7 +279,7 @@ func TestSchemaVersion(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer st.Close()
-			_, err = stalwartfmt.Export(context.Background(), st, 1, out, stalwartfmt.Options{})
+			_, err = stalwartfmt.WriteDump(context.Background(), st, 1, out, stalwartfmt.Options{})
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("error %v, want one containing %q", err, tc.want)
 			}
@@ -316,14 +317,14 @@ func TestOutputDirectory(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(full, "notes.txt"), []byte("x"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := stalwartfmt.Export(context.Background(), st, 1, full, stalwartfmt.Options{}); err == nil || !strings.Contains(err.Error(), "not empty") {
+	if _, err := stalwartfmt.WriteDump(context.Background(), st, 1, full, stalwartfmt.Options{}); err == nil || !strings.Contains(err.Error(), "not empty") {
 		t.Fatalf("export into a non-empty directory: %v", err)
 	}
 	empty := filepath.Join(tmp, "empty")
 	if err := os.MkdirAll(empty, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := stalwartfmt.Export(context.Background(), st, 1, empty, stalwartfmt.Options{}); err != nil {
+	if _, err := stalwartfmt.WriteDump(context.Background(), st, 1, empty, stalwartfmt.Options{}); err != nil {
 		t.Fatal(err)
 	}
 	if entries, _ := os.ReadDir(empty); len(entries) != 19 {
@@ -357,7 +358,7 @@ func TestFamilies(t *testing.T) {
 	}
 	st.Close()
 	out := filepath.Join(tmp, "out")
-	sum := exportDir(t, db, out)
+	sum := dumpDir(t, db, out)
 	if len(sum.Ignored) != 1 || sum.Ignored[0] != "extra" {
 		t.Fatalf("ignored families %v, want [extra]", sum.Ignored)
 	}

@@ -19,14 +19,14 @@ import (
 	"github.com/tailer-backup/tailer/internal/store"
 )
 
-// Options tune an export.
+// Options tune a dump (WriteDump).
 type Options struct {
 	// Log receives warnings (linked blobs missing from family t, blob
 	// values without a marker, families the layout does not name) and a
 	// line per finished subspace. Nil discards them.
 	Log *slog.Logger
 	// Progress, if set, is called about every ProgressEvery while the
-	// export runs, and once at the end.
+	// dump is written, and once at the end.
 	Progress func(Progress)
 	// ProgressEvery is the interval between Progress calls (default 5 s).
 	ProgressEvery time.Duration
@@ -36,7 +36,8 @@ type Options struct {
 	Blobs BlobSource
 }
 
-// BlobSource supplies blobs kept outside the store (BlobDir, ReplicaBlobs).
+// BlobSource supplies blobs kept outside the store (dumpsource.BlobDir,
+// dumpsource.ReplicaBlobs).
 type BlobSource interface {
 	// Blob returns the blob's file as Stalwart's blob store holds it (the
 	// payload and a marker byte, the encoding of family t's values),
@@ -44,7 +45,7 @@ type BlobSource interface {
 	Blob(ctx context.Context, hash blobfs.Hash) (file []byte, ok bool, err error)
 }
 
-// Progress is the running state of an export.
+// Progress is the running state of a dump being written.
 type Progress struct {
 	Subspace byte   // the subspace being written
 	Files    int    // files finished
@@ -54,7 +55,7 @@ type Progress struct {
 	Elapsed  time.Duration
 }
 
-// FileStats is one file of a finished export.
+// FileStats is one file of a finished dump.
 type FileStats struct {
 	Subspace byte
 	Name     string
@@ -63,7 +64,7 @@ type FileStats struct {
 	Bytes    int64 // file size
 }
 
-// Summary is what a finished export reports.
+// Summary is what a finished dump reports.
 type Summary struct {
 	Dir     string
 	Seq     uint64 // the source sequence number the files equal
@@ -86,9 +87,9 @@ type Summary struct {
 	Elapsed time.Duration
 }
 
-// Export writes Stalwart's import files for st into out, as of seq (the
+// WriteDump writes a Stalwart dump of st into out, as of seq (the
 // source sequence number st's content equals; it is reported, not read).
-// st must not change while the export runs: a frozen snapshot
+// st must not change while the dump is written: a frozen snapshot
 // (snapshot.OpenFrozen) or a store opened read-only, so every subspace is
 // read at the same point (Stalwart's own export reads each subspace with
 // its own iterator on the live store, at different moments).
@@ -96,8 +97,8 @@ type Summary struct {
 // out must not exist or be an empty directory: Stalwart imports every file
 // of the directory it is given, so nothing else may be there. The files are
 // written to a hidden staging directory beside out and renamed into place
-// only when all are complete and synced; a failed export leaves no out.
-func Export(ctx context.Context, st *store.Store, seq uint64, out string, opts Options) (Summary, error) {
+// only when all are complete and synced; a failed dump leaves no out.
+func WriteDump(ctx context.Context, st *store.Store, seq uint64, out string, opts Options) (Summary, error) {
 	start := time.Now()
 	log := opts.Log
 	if log == nil {
@@ -140,7 +141,7 @@ func Export(ctx context.Context, st *store.Store, seq uint64, out string, opts O
 		}
 	}()
 
-	e := &exporter{ctx: ctx, st: st, schema: schema, log: log, opts: opts, start: start, last: start}
+	e := &dumper{ctx: ctx, st: st, schema: schema, log: log, opts: opts, start: start, last: start}
 	if e.opts.ProgressEvery <= 0 {
 		e.opts.ProgressEvery = 5 * time.Second
 	}
@@ -163,7 +164,7 @@ func Export(ctx context.Context, st *store.Store, seq uint64, out string, opts O
 		sum.Records += fs.Records
 		sum.Raw += fs.Raw
 		sum.Bytes += fs.Bytes
-		log.Info("subspace exported", "subspace", string(sub.Letter), "records", fs.Records, "bytes", fs.Bytes)
+		log.Info("subspace written", "subspace", string(sub.Letter), "records", fs.Records, "bytes", fs.Bytes)
 	}
 	sum.MissingBlobs, sum.UnmarkedBlobs, sum.SourcedBlobs = e.missing, e.unmarked, e.sourced
 	if e.missing > 0 {
@@ -219,7 +220,7 @@ func CheckOut(out string) error {
 		return fmt.Errorf("output directory %s: %w", out, err)
 	}
 	if len(entries) > 0 {
-		return fmt.Errorf("output directory %s is not empty: Stalwart's --import reads every file in it, so export into a new or empty directory", out)
+		return fmt.Errorf("output directory %s is not empty: Stalwart's --import reads every file in it, so write the dump into a new or empty directory", out)
 	}
 	return nil
 }
@@ -234,12 +235,12 @@ func placeStage(stage, out string) error {
 		return fmt.Errorf("replace empty %s: %w", out, err)
 	}
 	if err := os.Rename(stage, out); err != nil {
-		return fmt.Errorf("move finished export into %s: %w", out, err)
+		return fmt.Errorf("move the finished dump into %s: %w", out, err)
 	}
 	return durable.SyncDir(filepath.Dir(filepath.Clean(out)))
 }
 
-type exporter struct {
+type dumper struct {
 	ctx     context.Context
 	st      *store.Store
 	schema  uint32
@@ -258,7 +259,7 @@ type exporter struct {
 	sourced     uint64
 }
 
-func (e *exporter) progress(sub byte) Progress {
+func (e *dumper) progress(sub byte) Progress {
 	p := Progress{Subspace: sub, Files: e.files, Records: e.records, Raw: e.raw, Written: e.written, Elapsed: time.Since(e.start)}
 	if e.cur != nil {
 		p.Records += e.cur.Records
@@ -270,7 +271,7 @@ func (e *exporter) progress(sub byte) Progress {
 
 // tick checks for cancellation and reports progress when it is due; it is
 // called every few thousand records.
-func (e *exporter) tick(sub byte) error {
+func (e *dumper) tick(sub byte) error {
 	if err := e.ctx.Err(); err != nil {
 		return err
 	}
@@ -282,7 +283,7 @@ func (e *exporter) tick(sub byte) error {
 }
 
 // writeFile writes one subspace file, synced and closed.
-func (e *exporter) writeFile(path string, sub Subspace) (FileStats, error) {
+func (e *dumper) writeFile(path string, sub Subspace) (FileStats, error) {
 	fs := FileStats{Subspace: sub.Letter, Name: sub.FileName()}
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
@@ -327,7 +328,7 @@ func (e *exporter) writeFile(path string, sub Subspace) (FileStats, error) {
 // copyFamily copies one family's keys (and values, unless key only) in key
 // order within Stalwart's iteration range. A family the store lacks gives
 // an empty file, as Stalwart (which creates every family) would write.
-func (e *exporter) copyFamily(fw *FileWriter, sub Subspace) error {
+func (e *dumper) copyFamily(fw *FileWriter, sub Subspace) error {
 	h := e.st.Handle(string(sub.Letter))
 	if h == nil {
 		e.log.Debug("family absent from the store: empty file", "subspace", string(sub.Letter))
@@ -360,8 +361,8 @@ func (e *exporter) copyFamily(fw *FileWriter, sub Subspace) error {
 
 // blobs writes one record per distinct blob hash linked in family k (the
 // first 32 bytes of each link key), in hash order, with the blob read from
-// family t and decoded (DecodeBlob). Blobs with no link are not exported.
-func (e *exporter) blobs(fw *FileWriter, sub Subspace) error {
+// family t and decoded (DecodeBlob). Blobs with no link are not in the dump.
+func (e *dumper) blobs(fw *FileWriter, sub Subspace) error {
 	links, blobs := e.st.Handle(string(BlobLinkSubspace)), e.st.Handle(string(sub.Letter))
 	if links == nil {
 		return nil
@@ -394,7 +395,7 @@ func (e *exporter) blobs(fw *FileWriter, sub Subspace) error {
 	return nil
 }
 
-func (e *exporter) blob(fw *FileWriter, blobs *grocksdb.ColumnFamilyHandle, hash []byte) error {
+func (e *dumper) blob(fw *FileWriter, blobs *grocksdb.ColumnFamilyHandle, hash []byte) error {
 	if blobs == nil {
 		file, ok, err := e.fromSource(hash)
 		if err != nil || !ok {
@@ -420,7 +421,7 @@ func (e *exporter) blob(fw *FileWriter, blobs *grocksdb.ColumnFamilyHandle, hash
 
 // add decodes and writes one blob (a value of family t, or a file of the
 // blob source).
-func (e *exporter) add(fw *FileWriter, hash, file []byte) error {
+func (e *dumper) add(fw *FileWriter, hash, file []byte) error {
 	data, unmarked, err := DecodeBlob(file)
 	if err != nil {
 		return fmt.Errorf("blob %x: %w", hash, err)
@@ -436,7 +437,7 @@ func (e *exporter) add(fw *FileWriter, hash, file []byte) error {
 
 // fromSource reads a blob family t does not hold from Options.Blobs;
 // without one, or when it has none, the blob is counted missing.
-func (e *exporter) fromSource(hash []byte) ([]byte, bool, error) {
+func (e *dumper) fromSource(hash []byte) ([]byte, bool, error) {
 	if e.opts.Blobs != nil {
 		file, ok, err := e.opts.Blobs.Blob(e.ctx, blobfs.Hash(hash))
 		if err != nil {

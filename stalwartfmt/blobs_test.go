@@ -12,6 +12,7 @@ import (
 	"github.com/tailer-backup/tailer/blobfs"
 	"github.com/tailer-backup/tailer/bloblink"
 	"github.com/tailer-backup/tailer/blobship"
+	"github.com/tailer-backup/tailer/dumpsource"
 	"github.com/tailer-backup/tailer/internal/layout"
 	"github.com/tailer-backup/tailer/internal/replicatest"
 	"github.com/tailer-backup/tailer/internal/store"
@@ -20,12 +21,12 @@ import (
 	"github.com/tailer-backup/tailer/uploader"
 )
 
-// TestExportBlobSource: blobs linked in k but kept in a filesystem blob
-// store are exported from the blob source given, as Stalwart's own export
+// TestDumpBlobSources: blobs linked in k but kept in a filesystem blob
+// store are written into the dump from the blob source given, as Stalwart's own export
 // reads them through its blob store, from a live blob directory and from
 // a replica's blobs/; a blob the source lacks (or holds damaged) is left
 // out and counted, as without a source.
-func TestExportBlobSource(t *testing.T) {
+func TestDumpBlobSources(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	db := filepath.Join(dir, "db")
@@ -79,7 +80,7 @@ func TestExportBlobSource(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	rb, err := stalwartfmt.NewReplicaBlobs(ctx, r)
+	rb, err := dumpsource.NewReplicaBlobs(ctx, r)
 	if err != nil || rb == nil {
 		t.Fatalf("NewReplicaBlobs = %v, %v", rb, err)
 	}
@@ -90,7 +91,7 @@ func TestExportBlobSource(t *testing.T) {
 	defer ro.Close()
 	export := func(name string, src stalwartfmt.BlobSource) (stalwartfmt.Summary, map[string][]byte) {
 		out := filepath.Join(dir, name)
-		sum, err := stalwartfmt.Export(ctx, ro, ro.DB.GetLatestSequenceNumber(), out, stalwartfmt.Options{Log: testLog(t), Blobs: src})
+		sum, err := stalwartfmt.WriteDump(ctx, ro, ro.DB.GetLatestSequenceNumber(), out, stalwartfmt.Options{Log: testLog(t), Blobs: src})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -105,7 +106,7 @@ func TestExportBlobSource(t *testing.T) {
 		return sum, got
 	}
 	none, _ := export("none", nil)
-	for name, src := range map[string]stalwartfmt.BlobSource{"dir": stalwartfmt.BlobDir{Layout: l}, "replica": rb} {
+	for name, src := range map[string]stalwartfmt.BlobSource{"dir": dumpsource.BlobDir{Layout: l}, "replica": rb} {
 		sum, got := export(name, src)
 		if sum.SourcedBlobs != 2 || sum.MissingBlobs != none.MissingBlobs-2 {
 			t.Errorf("%s: %d blobs from the source, %d missing (without a source %d missing)", name, sum.SourcedBlobs, sum.MissingBlobs, none.MissingBlobs)
@@ -119,13 +120,13 @@ func TestExportBlobSource(t *testing.T) {
 	}
 }
 
-// TestExportRestoreBlobs: restore --format stalwart of a replica of a
-// filesystem blob store exports the point's blobs from blobs/.
-func TestExportRestoreBlobs(t *testing.T) {
+// TestDumpFromReplicaBlobs: restore --format stalwart of a replica of a
+// filesystem blob store writes the point's blobs from blobs/ into the dump.
+func TestDumpFromReplicaBlobs(t *testing.T) {
 	rep := replicatest.Build(t, replicatest.Spec{Tx: 10, PerSegment: 4, Blobs: true})
 	seq := rep.Batches[6].Last
 	out := filepath.Join(t.TempDir(), "out")
-	_, sum, err := stalwartfmt.ExportRestore(context.Background(), restore.Options{Replica: rep.R, Target: restore.Target{Seq: seq, HasSeq: true}}, out, stalwartfmt.Options{Log: testLog(t)})
+	_, sum, err := dumpsource.FromReplica(context.Background(), restore.Options{Replica: rep.R, Target: restore.Target{Seq: seq, HasSeq: true}}, out, stalwartfmt.Options{Log: testLog(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
