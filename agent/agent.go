@@ -202,8 +202,8 @@ type Agent struct {
 	m       *metrics
 	targets []*target // one per replica
 	sec     *secondary.Secondary
-	pins    *walpin.Pinner // reads the WAL; direct (no pins) when pinning is off
-	pinStop func()         // stops pinning new WAL files (nil: not pinning)
+	pins    walpin.Source // reads the WAL; in place (no pins) when pinning is off
+	pinStop func()        // stops pinning new WAL files (nil: not pinning)
 	guard   *diskguard.Guard
 	// diskLow: the disk guard tripped (see Config.MinFree); read by
 	// Ready and the maintenance goroutine.
@@ -310,7 +310,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		}
 		defer a.stopPinning()
 	} else {
-		a.pins = walpin.NewDirect(a.cfg.DB, a.log)
+		a.pins = walpin.NewInPlace(a.cfg.DB, a.log)
 		a.log.Warn(a.pins.Disabled())
 	}
 	sec, err := secondary.Open(a.cfg.DB, a.cfg.Scratch)
