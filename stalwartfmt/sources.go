@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/tailer-backup/tailer/internal/owned"
+	"github.com/tailer-backup/tailer/internal/setting"
 	"github.com/tailer-backup/tailer/internal/store"
 	"github.com/tailer-backup/tailer/restore"
 	"github.com/tailer-backup/tailer/secondary"
@@ -27,13 +28,13 @@ func ExportLive(ctx context.Context, db, scratch, out string, opts Options) (Sum
 		log = slog.New(slog.DiscardHandler)
 	}
 	if db == "" {
-		return Summary{}, fmt.Errorf("no --db given: point it at Stalwart's RocksDB directory")
+		return Summary{}, setting.Missing("DB", "store directory", "point it at Stalwart's RocksDB directory")
 	}
 	if scratch == "" {
 		scratch = secondary.DefaultScratch(db)
 	}
 	if err := secondary.CheckOutside(scratch, db); err != nil {
-		return Summary{}, fmt.Errorf("--scratch %w", err)
+		return Summary{}, fmt.Errorf("%w %w", &setting.Error{Key: "Scratch", Name: "scratch directory"}, err)
 	}
 	if err := checkOutside(out, db); err != nil {
 		return Summary{}, err
@@ -107,7 +108,7 @@ func ExportRestore(ctx context.Context, ro restore.Options, out string, opts Opt
 // tailer never writes there.
 func checkOutside(out, db string) error {
 	if err := secondary.CheckOutside(out, db); err != nil {
-		return fmt.Errorf("--out %w", err)
+		return fmt.Errorf("%w %w", &setting.Error{Key: "Out", Name: "output directory"}, err)
 	}
 	return nil
 }
