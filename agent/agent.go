@@ -25,6 +25,7 @@ import (
 	"github.com/tailer-backup/tailer/compaction"
 	"github.com/tailer-backup/tailer/internal/diskguard"
 	"github.com/tailer-backup/tailer/internal/owned"
+	"github.com/tailer-backup/tailer/internal/setting"
 	"github.com/tailer-backup/tailer/internal/store"
 	"github.com/tailer-backup/tailer/lease"
 	"github.com/tailer-backup/tailer/retention"
@@ -115,14 +116,14 @@ type Config struct {
 
 func (c *Config) setDefaults() error {
 	if c.DB == "" {
-		return errors.New("no --db given: point it at Stalwart's RocksDB directory")
+		return setting.Missing("DB", "store directory (Config.DB)", "point it at Stalwart's RocksDB directory")
 	}
 	if c.Replica != nil {
 		c.Replicas = append([]uploader.Replica{c.Replica}, c.Replicas...)
 		c.Replica = nil
 	}
 	if len(c.Replicas) == 0 {
-		return errors.New("no --replica given: e.g. s3://bucket/stalwart or file:///backups/stalwart")
+		return setting.Missing("Replicas", "replica (Config.Replicas)", "e.g. s3://bucket/stalwart or file:///backups/stalwart")
 	}
 	seen := map[string]uploader.Replica{}
 	for _, r := range c.Replicas {
@@ -147,12 +148,12 @@ func (c *Config) setDefaults() error {
 	if c.Spool == "" {
 		c.Spool = filepath.Join(c.Scratch, "spool")
 	}
-	for _, d := range []struct{ flag, path string }{{"--scratch", c.Scratch}, {"--spool", c.Spool}} {
+	for _, d := range []struct{ key, name, path string }{{"Scratch", "scratch directory", c.Scratch}, {"Spool", "spool directory", c.Spool}} {
 		if secondary.Inside(d.path, c.DB) {
-			return fmt.Errorf("%s %s is inside the primary's directory %s: tailer never writes there; put it beside the store on the same filesystem", d.flag, d.path, c.DB)
+			return setting.Bad(d.key, d.name, d.path, fmt.Sprintf("is inside the primary's directory %s: tailer never writes there; put it beside the store on the same filesystem", c.DB))
 		}
 		if c.Blobs != "" && (secondary.Inside(d.path, c.Blobs) || secondary.Inside(c.Blobs, d.path)) {
-			return fmt.Errorf("%s %s and the blob store %s are inside one another: tailer never writes in the blob store; put it beside", d.flag, d.path, c.Blobs)
+			return setting.Bad(d.key, d.name, d.path, fmt.Sprintf("and the blob store %s are inside one another: tailer never writes in the blob store; put it beside", c.Blobs))
 		}
 	}
 	if err := c.checkBlobs(); err != nil {
@@ -202,8 +203,8 @@ type Agent struct {
 	m       *metrics
 	targets []*target // one per replica
 	sec     *secondary.Secondary
-	pins    *walpin.Pinner // reads the WAL; direct (no pins) when pinning is off
-	pinStop func()         // stops pinning new WAL files (nil: not pinning)
+	pins    walpin.Source // reads the WAL; in place (no pins) when pinning is off
+	pinStop func()        // stops pinning new WAL files (nil: not pinning)
 	guard   *diskguard.Guard
 	// diskLow: the disk guard tripped (see Config.MinFree); read by
 	// Ready and the maintenance goroutine.
@@ -310,7 +311,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		}
 		defer a.stopPinning()
 	} else {
-		a.pins = walpin.NewDirect(a.cfg.DB, a.log)
+		a.pins = walpin.NewInPlace(a.cfg.DB, a.log)
 		a.log.Warn(a.pins.Disabled())
 	}
 	sec, err := secondary.Open(a.cfg.DB, a.cfg.Scratch)

@@ -76,7 +76,7 @@ func (a *Agent) releaseDiskGuard(ctx context.Context, r diskguard.Reading) error
 // startPinning pins the store's current WAL files and keeps pinning new
 // ones in the background until stopPinning.
 func (a *Agent) startPinning(ctx context.Context) error {
-	if _, err := a.pins.Pin(); err != nil {
+	if _, err := a.pins.Refresh(); err != nil {
 		return err
 	}
 	pctx, cancel := context.WithCancel(ctx)

@@ -28,7 +28,7 @@ func (a *Agent) startGeneration(ctx, expCtx context.Context) error {
 	if err := a.pins.Reset(); err != nil {
 		return err
 	}
-	if _, err := a.pins.Pin(); err != nil {
+	if _, err := a.pins.Refresh(); err != nil {
 		return err
 	}
 	now := a.cfg.Now()
@@ -52,7 +52,7 @@ func (a *Agent) startGeneration(ctx, expCtx context.Context) error {
 	}
 	// The batch ending at the export's sequence number, for the resume
 	// check (checkShippedBatch) until a segment follows the export.
-	if meta.BaseBatch, err = batchAt(frozen.Dir, frozen.Seq, a.log); err != nil {
+	if meta.BaseBatch, err = batchAt(ctx, frozen.Dir, frozen.Seq, a.log); err != nil {
 		a.log.Warn("cannot read the snapshot's last WAL batch; a restart before the first segment cannot check the store against it", "seq", frozen.Seq, "err", err)
 	}
 	raw, err := layout.EncodeMeta(meta)

@@ -12,6 +12,7 @@ import (
 	"github.com/tailer-backup/tailer/export"
 	"github.com/tailer-backup/tailer/internal/catalog"
 	"github.com/tailer-backup/tailer/internal/layout"
+	"github.com/tailer-backup/tailer/internal/setting"
 	"github.com/tailer-backup/tailer/secondary"
 	"github.com/tailer-backup/tailer/segment"
 	"github.com/tailer-backup/tailer/snapshot"
@@ -33,7 +34,7 @@ func OnDemandExport(ctx context.Context, db, scratch string, r uploader.Replica,
 		scratch = secondary.DefaultScratch(db)
 	}
 	if err := secondary.CheckOutside(scratch, db); err != nil {
-		return layout.Meta{}, export.Result{}, fmt.Errorf("--scratch %w", err)
+		return layout.Meta{}, export.Result{}, fmt.Errorf("%w %w", &setting.Error{Key: "Scratch", Name: "scratch directory"}, err)
 	}
 	absDB, _ := filepath.Abs(db)
 	now := time.Now()

@@ -79,7 +79,7 @@ func (a *Agent) checkShippedBatch(ctx context.Context, t *target, g layout.Gener
 	if shipped == nil {
 		return "", nil
 	}
-	stored, err := batchAt(a.cfg.DB, last, a.log)
+	stored, err := batchAt(ctx, a.cfg.DB, last, a.log)
 	if err != nil {
 		return "", err
 	}
@@ -176,9 +176,9 @@ func lastBatchOf(path, key string) ([]byte, error) {
 // pin left by an earlier run may be a file of an earlier life of the
 // store (restored from an older copy since) whose number the store now
 // uses again for other batches.
-func batchAt(dir string, seq uint64, log *slog.Logger) (*layout.BatchSum, error) {
+func batchAt(ctx context.Context, dir string, seq uint64, log *slog.Logger) (*layout.BatchSum, error) {
 	var found *layout.BatchSum
-	_, err := walpin.NewDirect(dir, log).Next(walpin.Cursor{}, seq, seq, func(_ uint64, data []byte) error {
+	_, err := walpin.NewInPlace(dir, log).Next(ctx, walpin.Cursor{}, seq, seq, func(_ uint64, data []byte) error {
 		sum, err := sumOf(data)
 		if err != nil {
 			return fmt.Errorf("WAL batch: %w", err)

@@ -11,6 +11,7 @@ import (
 	"syscall"
 
 	"github.com/tailer-backup/tailer/internal/owned"
+	"github.com/tailer-backup/tailer/internal/setting"
 )
 
 // claimScratch locks the scratch directory for this process (the lock
@@ -26,7 +27,7 @@ func claimScratch(dir string) (*os.File, string, error) {
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		f.Close()
 		if errors.Is(err, syscall.EWOULDBLOCK) {
-			return nil, "", fmt.Errorf("scratch dir %s is in use by another tailer process: give each tailer its own --scratch", dir)
+			return nil, "", &setting.Error{Key: "Scratch", Name: "scratch directory", Before: fmt.Sprintf("scratch dir %s is in use by another tailer process: give each tailer its own ", dir)}
 		}
 		return nil, "", fmt.Errorf("lock scratch dir %s: %w", dir, err)
 	}

@@ -183,7 +183,7 @@ func (a *Agent) tail(ctx context.Context, latest uint64) error {
 	}
 	// Every complete record: the WAL files are ahead of the secondary.
 	var err error
-	a.walCur, err = a.pins.Next(a.walCur, want, math.MaxUint64, func(seq uint64, data []byte) error {
+	a.walCur, err = a.pins.Next(ctx, a.walCur, want, math.MaxUint64, func(seq uint64, data []byte) error {
 		if err := ctx.Err(); err != nil {
 			return err // shutting down: a long backlog is not read to its end first
 		}

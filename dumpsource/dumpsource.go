@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/tailer-backup/tailer/internal/owned"
+	"github.com/tailer-backup/tailer/internal/setting"
 	"github.com/tailer-backup/tailer/internal/store"
 	"github.com/tailer-backup/tailer/restore"
 	"github.com/tailer-backup/tailer/secondary"
@@ -28,13 +29,13 @@ func FromLive(ctx context.Context, db, scratch, out string, opts stalwartfmt.Opt
 		log = slog.New(slog.DiscardHandler)
 	}
 	if db == "" {
-		return stalwartfmt.Summary{}, fmt.Errorf("no --db given: point it at Stalwart's RocksDB directory")
+		return stalwartfmt.Summary{}, setting.Missing("DB", "store directory", "point it at Stalwart's RocksDB directory")
 	}
 	if scratch == "" {
 		scratch = secondary.DefaultScratch(db)
 	}
 	if err := secondary.CheckOutside(scratch, db); err != nil {
-		return stalwartfmt.Summary{}, fmt.Errorf("--scratch %w", err)
+		return stalwartfmt.Summary{}, fmt.Errorf("%w %w", &setting.Error{Key: "Scratch", Name: "scratch directory"}, err)
 	}
 	if err := checkOutside(out, db); err != nil {
 		return stalwartfmt.Summary{}, err
@@ -108,7 +109,7 @@ func FromReplica(ctx context.Context, ro restore.Options, out string, opts stalw
 // tailer never writes there.
 func checkOutside(out, db string) error {
 	if err := secondary.CheckOutside(out, db); err != nil {
-		return fmt.Errorf("--out %w", err)
+		return fmt.Errorf("%w %w", &setting.Error{Key: "Out", Name: "output directory"}, err)
 	}
 	return nil
 }

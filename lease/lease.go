@@ -33,6 +33,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tailer-backup/tailer/internal/setting"
 	"github.com/tailer-backup/tailer/uploader"
 )
 
@@ -161,8 +162,9 @@ func Acquire(ctx context.Context, r uploader.Replica, opts Options) (*Holder, er
 			continue // someone wrote meanwhile: look again
 		}
 		if !now.Before(deadline) {
-			return nil, fmt.Errorf("%w: %s (pid %d, db %s) holds %s until %s (renewed %s): stop that tailer, wait for its lease to expire, or pass --force-takeover if it is gone for good",
-				ErrHeld, cur.Host, cur.PID, cur.DB, r, cur.Expires.UTC().Format(time.RFC3339), cur.Renewed.UTC().Format(time.RFC3339))
+			return nil, fmt.Errorf("%w: %s (pid %d, db %s) holds %s until %s (renewed %s): stop that tailer, wait for its lease to expire, or %w",
+				ErrHeld, cur.Host, cur.PID, cur.DB, r, cur.Expires.UTC().Format(time.RFC3339), cur.Renewed.UTC().Format(time.RFC3339),
+				&setting.Error{Key: "ForceTakeover", Name: "Options.Force", Before: "pass ", After: " if it is gone for good"})
 		}
 		select {
 		case <-ctx.Done():

@@ -50,7 +50,7 @@ func TestLease(t *testing.T) {
 			}
 			// A second tailer is refused, with the holder named.
 			_, err = Acquire(ctx, r, Options{TTL: time.Minute})
-			if !errors.Is(err, ErrHeld) || !strings.Contains(err.Error(), "/var/lib/stalwart") || !strings.Contains(err.Error(), "--force-takeover") {
+			if !errors.Is(err, ErrHeld) || !strings.Contains(err.Error(), "/var/lib/stalwart") || !strings.Contains(err.Error(), "pass Options.Force") {
 				t.Fatalf("second acquire: %v", err)
 			}
 			if err := a.Renew(ctx); err != nil {

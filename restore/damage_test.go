@@ -58,7 +58,7 @@ func TestRestoreOnDamage(t *testing.T) {
 				r.Flip(t, seg(2)(r), bodyByte(r, seg(2)(r)))
 				return seg(2)(r)
 			},
-			strict: want{errs: []string{"restore stopped", "corrupt", "nothing was written", "--allow-partial restores up to"}},
+			strict: want{errs: []string{"restore stopped", "corrupt", "nothing was written", "AllowPartial restores up to"}},
 			part:   want{seq: exportSeq(1), partial: true, notes: []string{"stopped at", "corrupt"}},
 		},
 		{
@@ -76,7 +76,7 @@ func TestRestoreOnDamage(t *testing.T) {
 				r.Delete(t, seg(2)(r))
 				return seg(3)(r) // the hole is reported before the next segment
 			},
-			strict: want{errs: []string{"cannot restore to sequence", "no segment of generation", "holds sequence numbers", "--allow-partial restores up to"}},
+			strict: want{errs: []string{"cannot restore to sequence", "no segment of generation", "holds sequence numbers", "AllowPartial restores up to"}},
 			part:   want{seq: exportSeq(1), partial: true, notes: []string{"no segment of generation"}},
 		},
 		{
@@ -109,7 +109,7 @@ func TestRestoreOnDamage(t *testing.T) {
 				r.Delete(t, s.Key)
 				return r.SealSegment(t, s.First, s.Last, append(bs[:1:1], bs[2:]...))
 			},
-			strict: want{errs: []string{"does not follow sequence", "the chain is broken", "--allow-partial keeps the state at"}},
+			strict: want{errs: []string{"does not follow sequence", "the chain is broken", "AllowPartial keeps the state at"}},
 			part: want{seq: func(r *replicatest.Replica) uint64 { return r.Batches[12].Last }, partial: true,
 				notes: []string{"does not follow"}},
 		},

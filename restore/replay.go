@@ -87,7 +87,7 @@ func replay(ctx context.Context, st *store.Store, files *fetched, base, target u
 			case h.Seq != out.seq+1:
 				msg := fmt.Sprintf("%s: batch %d..%d does not follow sequence %d: the chain is broken", name, h.Seq, last, out.seq)
 				if !partial {
-					return out, fmt.Errorf("restore stopped: %s; --allow-partial keeps the state at %d", msg, out.seq)
+					return out, fmt.Errorf("restore stopped: %s; %w", msg, keepsPartial(out.seq))
 				}
 				out.note, out.broken = fmt.Sprintf("stopped at %d instead of %d: %s", out.seq, target, msg), true
 				return out, nil

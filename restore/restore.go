@@ -16,6 +16,7 @@ import (
 	"github.com/tailer-backup/tailer/internal/catalog"
 	"github.com/tailer-backup/tailer/internal/layout"
 	"github.com/tailer-backup/tailer/internal/owned"
+	"github.com/tailer-backup/tailer/internal/setting"
 	"github.com/tailer-backup/tailer/internal/store"
 	"github.com/tailer-backup/tailer/segment"
 	"github.com/tailer-backup/tailer/uploader"
@@ -200,7 +201,7 @@ func Run(ctx context.Context, opts Options) (res Result, err error) {
 		// short: the segments hold fewer batches than their names say.
 		msg := fmt.Sprintf("the segments end at sequence %d although their names reach %d: the last of them (%s) holds fewer batches than it claims", rep.seq, plan.Seq, lastKey(files))
 		if !opts.AllowPartial {
-			return Result{}, fmt.Errorf("restore stopped: %s; --allow-partial keeps the state at %d", msg, rep.seq)
+			return Result{}, fmt.Errorf("restore stopped: %s; %w", msg, keepsPartial(rep.seq))
 		}
 		notes = append(notes, "restored only up to "+fmt.Sprint(rep.seq)+": "+msg)
 		res.Partial = true
@@ -262,7 +263,7 @@ func prepare(ctx context.Context, opts Options, gens []layout.Generation, target
 			if len(badSegments) > 0 {
 				msg = fmt.Sprintf("restore stopped: %s; without it, %s", strings.Join(badSegments, "; "), plan.Short)
 			}
-			return Plan{}, nil, nil, fmt.Errorf("%s; nothing was written; --allow-partial restores up to %d, the last batch before it", msg, plan.Seq)
+			return Plan{}, nil, nil, fmt.Errorf("%s; nothing was written; %w", msg, &setting.Error{Key: "AllowPartial", Name: "AllowPartial", After: fmt.Sprintf(" restores up to %d, the last batch before it", plan.Seq)})
 		}
 		log.Info("restore plan", "generation", plan.Generation.ID, "export_seq", plan.Export.Seq,
 			"target_seq", plan.Seq, "segments", len(plan.Segments))
@@ -360,7 +361,7 @@ func removeTarget(dir string, created bool, log *slog.Logger) {
 // is there already (empty), so a failed restore removes only what it made.
 func checkTarget(dir string) (existed bool, err error) {
 	if dir == "" {
-		return false, errors.New("no --to given: name a new directory to restore into")
+		return false, setting.Missing("To", "target directory", "name a new directory to restore into")
 	}
 	entries, err := os.ReadDir(dir)
 	if errors.Is(err, os.ErrNotExist) {
@@ -428,7 +429,7 @@ func resolveTarget(ctx context.Context, r uploader.Replica, gens []layout.Genera
 		}
 	}
 	if n > 1 {
-		return t, "", nil, errors.New("give one of --seq, --time or --account/--change-id, not several")
+		return t, "", nil, fmt.Errorf("give one of %w, %w or %w, not several", &setting.Error{Key: "Seq", Name: "a sequence number"}, &setting.Error{Key: "Time", Name: "a time"}, &setting.Error{Key: "Change", Name: "an account's change id"})
 	}
 	if !t.HasTime && !t.HasChange {
 		return t, "", nil, nil
@@ -437,7 +438,7 @@ func resolveTarget(ctx context.Context, r uploader.Replica, gens []layout.Genera
 	// state is what the operator wants then, and says so by giving no time.
 	// A minute of slack covers clocks that disagree a little.
 	if now := time.Now(); t.HasTime && t.Time.After(now.Add(time.Minute)) {
-		return t, "", nil, fmt.Errorf("--time %s is in the future (now is %s): give a past time, or no --time for the newest state", t.Time.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339))
+		return t, "", nil, fmt.Errorf("%w, or %w", setting.Bad("Time", "time", t.Time.UTC().Format(time.RFC3339), fmt.Sprintf("is in the future (now is %s): give a past time", now.UTC().Format(time.RFC3339))), &setting.Error{Key: "Time", Name: "time", Before: "no ", After: " for the newest state"})
 	}
 	if t.Generation != "" {
 		var only []layout.Generation
@@ -460,4 +461,10 @@ func resolveTarget(ctx context.Context, r uploader.Replica, gens []layout.Genera
 		return t, "", nil, err
 	}
 	return Target{Seq: res.seq, HasSeq: true, Generation: res.generation}, res.why, rv.got, nil
+}
+
+// keepsPartial is the advice of a restore stopped at a broken chain: a
+// partial restore keeps the state at seq.
+func keepsPartial(seq uint64) *setting.Error {
+	return &setting.Error{Key: "AllowPartial", Name: "AllowPartial", After: fmt.Sprintf(" keeps the state at %d", seq)}
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/tailer-backup/tailer/internal/layout"
 	"github.com/tailer-backup/tailer/internal/owned"
 	"github.com/tailer-backup/tailer/internal/safepath"
+	"github.com/tailer-backup/tailer/internal/setting"
 	"github.com/tailer-backup/tailer/segment"
 	"github.com/tailer-backup/tailer/uploader"
 )
@@ -99,7 +100,7 @@ func (rv *resolver) byTime(gens []layout.Generation, t time.Time) (resolved, err
 	if oldest.IsZero() {
 		return resolved{}, fmt.Errorf("the replica holds no export to restore from")
 	}
-	return resolved{}, fmt.Errorf("--time %s is before the oldest restorable point (%s, the oldest export): choose a later time", t.UTC().Format(time.RFC3339), oldest.UTC().Format(time.RFC3339))
+	return resolved{}, setting.Bad("Time", "time", t.UTC().Format(time.RFC3339), fmt.Sprintf("is before the oldest restorable point (%s, the oldest export): choose a later time", oldest.UTC().Format(time.RFC3339)))
 }
 
 func (rv *resolver) timeInGeneration(g layout.Generation, e layout.Export, tms int64) (resolved, error) {
@@ -207,6 +208,10 @@ func (rv *resolver) byChange(gens []layout.Generation, account uint32, c uint64)
 			break // older exports of this generation hold no other segments
 		}
 	}
+	if len(known) == 0 {
+		return resolved{}, fmt.Errorf("change %d of account %d is not in the replica: the replica holds no change of that account (check the account id with %w)",
+			c, account, &setting.Error{Key: "ListAccounts", Name: "a listing of the replica's accounts"})
+	}
 	return resolved{}, fmt.Errorf("change %d of account %d is not in the replica%s", c, account, nearest(known, c))
 }
 
@@ -281,9 +286,6 @@ func (rv *resolver) findChange(g layout.Generation, s layout.Segment, account ui
 
 // nearest describes the account's change ids the replica does hold.
 func nearest(known []uint64, c uint64) string {
-	if len(known) == 0 {
-		return ": the replica holds no change of that account (check the account id with 'tailer list --accounts')"
-	}
 	var below, above uint64
 	var hasBelow, hasAbove bool
 	for _, k := range known {

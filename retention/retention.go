@@ -57,6 +57,7 @@ import (
 	"github.com/tailer-backup/tailer/blobfs"
 	"github.com/tailer-backup/tailer/internal/catalog"
 	"github.com/tailer-backup/tailer/internal/layout"
+	"github.com/tailer-backup/tailer/internal/setting"
 	"github.com/tailer-backup/tailer/uploader"
 )
 
@@ -102,7 +103,7 @@ func (p Policy) Validate() error {
 	case p.KeepExports < 0:
 		return fmt.Errorf("retain-exports %d is negative", p.KeepExports)
 	case p.MaxAge == 0 && p.KeepExports == 0:
-		return errors.New("no retention rule: give a maximum age (--retention 7d) and/or a number of exports to keep (--retain-exports N)")
+		return fmt.Errorf("no retention rule: give %w and/or %w", &setting.Error{Key: "MaxAge", Name: "a maximum age (Policy.MaxAge)"}, &setting.Error{Key: "KeepExports", Name: "a number of exports to keep (Policy.KeepExports)"})
 	}
 	return nil
 }

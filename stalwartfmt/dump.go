@@ -16,6 +16,7 @@ import (
 
 	"github.com/tailer-backup/tailer/blobfs"
 	"github.com/tailer-backup/tailer/internal/durable"
+	"github.com/tailer-backup/tailer/internal/setting"
 	"github.com/tailer-backup/tailer/internal/store"
 )
 
@@ -210,7 +211,7 @@ func ReadSchema(st *store.Store) (uint32, error) {
 // CheckOut refuses an output directory that exists and is not empty.
 func CheckOut(out string) error {
 	if out == "" {
-		return errors.New("no output directory given (--out)")
+		return &setting.Error{Key: "Out", Name: "output directory", Before: "no ", After: " given"}
 	}
 	entries, err := os.ReadDir(out)
 	if errors.Is(err, os.ErrNotExist) {

@@ -23,6 +23,7 @@ import (
 	"github.com/tailer-backup/tailer/internal/durable"
 	"github.com/tailer-backup/tailer/internal/layout"
 	"github.com/tailer-backup/tailer/internal/owned"
+	"github.com/tailer-backup/tailer/internal/setting"
 	"github.com/tailer-backup/tailer/internal/store"
 	"github.com/tailer-backup/tailer/restore"
 	"github.com/tailer-backup/tailer/uploader"
@@ -112,7 +113,7 @@ const chunk = 32
 // promotion) is refused, as is one written since the follower stopped.
 func Follow(ctx context.Context, opts FollowOptions) (FollowStatus, error) {
 	if opts.To == "" {
-		return FollowStatus{}, errors.New("no --to given: name the standby directory to follow into")
+		return FollowStatus{}, setting.Missing("To", "standby directory", "name the standby directory to follow into")
 	}
 	if opts.Interval <= 0 {
 		opts.Interval = time.Second

@@ -112,6 +112,8 @@ import (
 	"math"
 	"slices"
 	"sync"
+
+	"github.com/tailer-backup/tailer/internal/setting"
 )
 
 const (
@@ -129,9 +131,6 @@ const (
 
 	// KeyLen is the length of an encryption key: AES-256.
 	KeyLen = 32
-
-	// keyHint tells the operator where a key comes from, in errors.
-	keyHint = "--encryption-key-file FILE or TAILER_ENCRYPTION_KEY"
 )
 
 var (
@@ -325,8 +324,8 @@ func initAEAD(h *objHeader, master []byte, info string) error {
 func (e *encrypted) parseHeader(ctx context.Context, key string, b []byte) (*objHeader, error) {
 	n := min(len(b), len(encMagicPrefix))
 	if string(b[:n]) != encMagicPrefix[:n] || len(b) == 0 {
-		return nil, fmt.Errorf("%s: object %s is not encrypted (it was written without a key), but an encryption key was given: encrypted backups need a replica prefix of their own; to read this one, drop %s: %w",
-			e.r, key, keyHint, ErrNotEncrypted)
+		return nil, fmt.Errorf("%s: object %s is not encrypted (it was written without a key), but an encryption key was given: encrypted backups need a replica prefix of their own; to read this one, drop %w: %w",
+			e.r, key, keyHint(), ErrNotEncrypted)
 	}
 	if len(b) < encHeaderLen {
 		return nil, fmt.Errorf("%s: object %s is %d bytes, shorter than the %d-byte encryption header: truncated: %w", e.r, key, len(b), encHeaderLen, ErrTampered)
@@ -372,8 +371,8 @@ func (e *encrypted) parseHeader(ctx context.Context, key string, b []byte) (*obj
 	if unresolved {
 		why += fmt.Sprintf("; a passphrase could not be tried: the replica has no %s, which the first write with a passphrase creates", KeysObject)
 	}
-	return nil, fmt.Errorf("%s: object %s was encrypted with another key (key id %x; %s): check --encryption-key-file (or TAILER_ENCRYPTION_KEY): %w",
-		e.r, key, h.raw[8:16], why, ErrWrongKey)
+	return nil, fmt.Errorf("%s: object %s was encrypted with another key (key id %x; %s): check %w: %w",
+		e.r, key, h.raw[8:16], why, keyHint(), ErrWrongKey)
 }
 
 // match finds the master key whose id h carries, and the object key's
@@ -866,7 +865,7 @@ func (u *unencrypted) Delete(ctx context.Context, key string) error { return u.r
 
 func (u *unencrypted) check(key string, b []byte) error {
 	if bytes.HasPrefix(b, []byte(encMagicPrefix)) {
-		return fmt.Errorf("%s: object %s is encrypted: this replica was written with client-side encryption; give its key with %s: %w", u.r, key, keyHint, ErrEncrypted)
+		return fmt.Errorf("%s: object %s is encrypted: this replica was written with client-side encryption; give its key with %w: %w", u.r, key, keyHint(), ErrEncrypted)
 	}
 	return nil
 }
@@ -922,4 +921,11 @@ func (u *unencrypted) putIf(ctx context.Context, key string, data []byte, ifVers
 		return "", fmt.Errorf("%s: conditional writes are not supported", u.r)
 	}
 	return c.putIf(ctx, key, data, ifVersion)
+}
+
+// keyHint names, in errors, where the replica's key comes from (the
+// keys given to Encrypted); cmd/tailer names its flag and environment
+// variable instead.
+func keyHint() *setting.Error {
+	return &setting.Error{Key: "EncryptionKey", Name: "the encryption key (the keys given to Encrypted)"}
 }

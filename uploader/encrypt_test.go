@@ -194,7 +194,7 @@ func TestEncryptedWrongAndMissingKey(t *testing.T) {
 	other := mustEncrypted(t, raw, testKey(2))
 	_, err := other.Get(ctx, "generations/g/generation.json")
 	if !errors.Is(err, ErrWrongKey) || !strings.Contains(err.Error(), "was encrypted with another key (key id ") ||
-		!strings.Contains(err.Error(), "--encryption-key-file") {
+		!strings.Contains(err.Error(), "check the encryption key") {
 		t.Fatalf("wrong key: %v", err)
 	}
 	if _, err := ReadRange(ctx, other, "generations/g/generation.json", 5, 3); !errors.Is(err, ErrWrongKey) {
@@ -203,7 +203,7 @@ func TestEncryptedWrongAndMissingKey(t *testing.T) {
 
 	plain := Unencrypted(raw)
 	_, err = plain.Get(ctx, "generations/g/generation.json")
-	if !errors.Is(err, ErrEncrypted) || !strings.Contains(err.Error(), "--encryption-key-file") || !strings.Contains(err.Error(), "is encrypted") {
+	if !errors.Is(err, ErrEncrypted) || !strings.Contains(err.Error(), "give its key with the encryption key") || !strings.Contains(err.Error(), "is encrypted") {
 		t.Fatalf("missing key: %v", err)
 	}
 	if _, err := ReadRange(ctx, plain, "generations/g/generation.json", 0, 16); !errors.Is(err, ErrEncrypted) {

@@ -47,6 +47,7 @@ import (
 	"github.com/tailer-backup/tailer/bloblink"
 	"github.com/tailer-backup/tailer/internal/catalog"
 	"github.com/tailer-backup/tailer/internal/layout"
+	"github.com/tailer-backup/tailer/internal/setting"
 	"github.com/tailer-backup/tailer/internal/wbatch"
 	"github.com/tailer-backup/tailer/restore"
 	"github.com/tailer-backup/tailer/segment"
@@ -159,7 +160,7 @@ func Run(ctx context.Context, opts Options) (Report, error) {
 	}
 	tmp, err := os.MkdirTemp(opts.Temp, "tailer-verify-")
 	if err != nil {
-		return rep, fmt.Errorf("verify needs a temporary directory: %w (set --temp)", err)
+		return rep, fmt.Errorf("verify needs a temporary directory: %w (%w)", err, &setting.Error{Key: "Temp", Name: "Options.Temp", Before: "set "})
 	}
 	defer os.RemoveAll(tmp)
 	v := &verifier{opts: opts, tmp: tmp, rep: &rep}

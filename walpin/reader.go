@@ -4,7 +4,7 @@
 // format.
 //
 // Stalwart never sets WAL retention: RocksDB deletes a WAL file as soon as
-// every family in it has flushed. A Pinner hard-links every new WAL file
+// every family in it has flushed. A Pinned source hard-links every new WAL file
 // into tailer's scratch directory (same filesystem; nothing is written in
 // the primary's directory) the moment it appears, serves batches from the
 // pins, and drops a pin once everything in it has been shipped. tailer
@@ -14,7 +14,7 @@
 // it (transaction_log_impl.cc:278) when it meets batches newer than the
 // secondary's last catch-up, which sustained load makes certain. Where
 // hard links are impossible, the same reader reads the primary's files in
-// place (a "direct" Pinner).
+// place (an InPlace source; see Source).
 //
 // The log format (RocksDB db/log_format.h, log_writer.cc): the file is a
 // sequence of 32 KiB blocks; each block holds physical records with a

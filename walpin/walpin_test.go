@@ -2,11 +2,13 @@ package walpin
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"math"
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 
 	"github.com/linxGnu/grocksdb"
@@ -151,6 +153,212 @@ func TestTornTailsEndQuietly(t *testing.T) {
 	}
 }
 
+// sourceKinds are the two Source implementations; every case of
+// TestSources runs against each.
+var sourceKinds = []struct {
+	name string
+	open func(t *testing.T, primary string) Source
+	// keepsDeleted: batches of a WAL file the primary deleted after a
+	// Refresh stay readable.
+	keepsDeleted bool
+}{
+	{"pinned", func(t *testing.T, primary string) Source {
+		s, err := New(primary, filepath.Join(t.TempDir(), "pins"), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}, true},
+	{"in place", func(_ *testing.T, primary string) Source { return NewInPlace(primary, nil) }, false},
+}
+
+// collect returns a Next callback appending to *got.
+func collect(got *[]truth) func(uint64, []byte) error {
+	return func(seq uint64, data []byte) error { *got = append(*got, truth{seq, data}); return nil }
+}
+
+// sameAs fails unless got is exactly want, batch for batch.
+func sameAs(t *testing.T, got, want []truth) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Fatalf("delivered %d batches, want %d", len(got), len(want))
+	}
+	for i := range got {
+		if got[i].seq != want[i].seq || !bytes.Equal(got[i].data, want[i].data) {
+			t.Fatalf("batch %d: seq %d, want %d (or different bytes)", i, got[i].seq, want[i].seq)
+		}
+	}
+}
+
+// TestSources runs the same cases against a Pinned and an InPlace source:
+// what they deliver from the primary's WAL, equal to what RocksDB itself
+// serves, and how they stop.
+func TestSources(t *testing.T) {
+	cases := []struct {
+		name string
+		run  func(t *testing.T, p *primary, s Source, keepsDeleted bool)
+	}{
+		{"everything from the first batch", func(t *testing.T, p *primary, s Source, _ bool) {
+			for i := 0; i < 30; i++ {
+				p.write(1+i%3, 100+i*400)
+			}
+			var got []truth
+			if _, err := s.Next(context.Background(), Cursor{}, 1, math.MaxUint64, collect(&got)); err != nil {
+				t.Fatal(err)
+			}
+			sameAs(t, got, p.truth)
+		}},
+		{"a cursor-less start in the middle finds the file", func(t *testing.T, p *primary, s Source, _ bool) {
+			for i := 0; i < 30; i++ {
+				p.write(2, 3000)
+				if i == 9 || i == 19 {
+					if _, err := s.Refresh(); err != nil {
+						t.Fatal(err)
+					}
+					p.flush() // several files (an in-place reader keeps only the live one)
+				}
+			}
+			mid := p.truth[25]
+			var got []truth
+			if _, err := s.Next(context.Background(), Cursor{}, mid.seq, math.MaxUint64, collect(&got)); err != nil {
+				t.Fatal(err)
+			}
+			i := 0
+			for i < len(got) && got[i].seq < mid.seq {
+				i++
+			}
+			sameAs(t, got[i:], p.truth[25:])
+		}},
+		{"nothing past the bound", func(t *testing.T, p *primary, s Source, _ bool) {
+			for i := 0; i < 20; i++ {
+				p.write(1, 500)
+			}
+			to := p.truth[11].seq
+			var got []truth
+			cur, err := s.Next(context.Background(), Cursor{}, 1, to, collect(&got))
+			if err != nil {
+				t.Fatal(err)
+			}
+			sameAs(t, got, p.truth[:12])
+			got = nil // the cursor goes on where the bound stopped it
+			if _, err := s.Next(context.Background(), cur, to+1, math.MaxUint64, collect(&got)); err != nil {
+				t.Fatal(err)
+			}
+			sameAs(t, got, p.truth[12:])
+		}},
+		{"a WAL file the primary deleted", func(t *testing.T, p *primary, s Source, keepsDeleted bool) {
+			for i := 0; i < 10; i++ {
+				p.write(2, 3000)
+			}
+			if _, err := s.Refresh(); err != nil {
+				t.Fatal(err)
+			}
+			p.flush() // the primary deletes the WAL it just filled
+			p.write(1, 10)
+			var got []truth
+			_, err := s.Next(context.Background(), Cursor{}, 1, math.MaxUint64, collect(&got))
+			if keepsDeleted {
+				if err != nil {
+					t.Fatal(err)
+				}
+				sameAs(t, got, p.truth)
+				return
+			}
+			if !errors.Is(err, ErrNotPinned) || len(got) != 0 {
+				t.Fatalf("read %d batches, err %v; want none and ErrNotPinned (a gap)", len(got), err)
+			}
+		}},
+		{"cancelled between records, resumable", func(t *testing.T, p *primary, s Source, _ bool) {
+			for i := 0; i < 20; i++ {
+				p.write(1, 2000)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			var got []truth
+			cur, err := s.Next(ctx, Cursor{}, 1, math.MaxUint64, func(seq uint64, data []byte) error {
+				got = append(got, truth{seq, data})
+				if len(got) == 3 {
+					cancel() // fn itself does not fail: Next must stop on its own
+				}
+				return nil
+			})
+			if !errors.Is(err, context.Canceled) {
+				t.Fatalf("Next after cancel: %v, want context.Canceled", err)
+			}
+			if len(got) != 3 {
+				t.Fatalf("Next delivered %d batches after ctx ended at the 3rd, want 3", len(got))
+			}
+			if _, err := s.Next(context.Background(), cur, got[2].seq+1, math.MaxUint64, collect(&got)); err != nil {
+				t.Fatal(err)
+			}
+			sameAs(t, got, p.truth) // every batch exactly once
+		}},
+		{"an ended ctx reads nothing", func(t *testing.T, p *primary, s Source, _ bool) {
+			p.write(1, 10)
+			ctx, cancel := context.WithCancel(context.Background())
+			cancel()
+			var got []truth
+			cur, err := s.Next(ctx, Cursor{}, 1, math.MaxUint64, collect(&got))
+			if !errors.Is(err, context.Canceled) || len(got) != 0 || cur != (Cursor{}) {
+				t.Fatalf("got %d batches, cursor %+v, err %v; want none, the same cursor, context.Canceled", len(got), cur, err)
+			}
+		}},
+	}
+	for _, k := range sourceKinds {
+		for _, c := range cases {
+			t.Run(k.name+"/"+c.name, func(t *testing.T) {
+				p := newPrimary(t, 64<<20)
+				c.run(t, p, k.open(t, p.dir), k.keepsDeleted)
+			})
+		}
+	}
+}
+
+// TestCursorFollowsLiveWAL reads a WAL while RocksDB writes it, poll after
+// poll, across WAL switches and deletions, with each source: every batch
+// exactly once, equal to RocksDB's own, and never past the bound it was
+// given.
+func TestCursorFollowsLiveWAL(t *testing.T) {
+	for _, k := range sourceKinds {
+		t.Run(k.name, func(t *testing.T) {
+			p := newPrimary(t, 64<<20)
+			s := k.open(t, p.dir)
+			var cur Cursor
+			var got []truth
+			want := uint64(1)
+			poll := func(to uint64) {
+				var err error
+				cur, err = s.Next(context.Background(), cur, want, to, func(seq uint64, data []byte) error {
+					if seq > to {
+						t.Fatalf("delivered batch %d past the bound %d", seq, to)
+					}
+					got = append(got, truth{seq, data})
+					return nil
+				})
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			for round := 0; round < 12; round++ {
+				for i := 0; i < 5+round; i++ {
+					p.write(1+i%3, 2000+round*3000) // some batches span blocks
+				}
+				if round%3 == 2 {
+					// Everything read before the primary switches files and
+					// deletes the old one (an in-place reader cannot read it later).
+					poll(math.MaxUint64)
+					p.flush()
+					continue
+				}
+				// Bound below the newest batch: the last one must wait for the next poll.
+				poll(p.truth[len(p.truth)-1].seq - 1)
+			}
+			poll(p.db.GetLatestSequenceNumber())
+			sameAs(t, got, p.truth)
+		})
+	}
+}
+
 func TestPinsBridgeDeletedWAL(t *testing.T) {
 	p := newPrimary(t, 64<<20)
 	pins, err := New(p.dir, filepath.Join(t.TempDir(), "pins"), nil)
@@ -161,15 +369,12 @@ func TestPinsBridgeDeletedWAL(t *testing.T) {
 		for i := 0; i < 20; i++ {
 			p.write(2, 3000)
 		}
-		if _, err := pins.Pin(); err != nil {
+		if _, err := pins.Refresh(); err != nil {
 			t.Fatal(err)
 		}
 		p.flush() // the primary deletes the WAL it just filled
 	}
 	p.write(1, 10)
-	if _, err := pins.Pin(); err != nil {
-		t.Fatal(err)
-	}
 	latest := p.db.GetLatestSequenceNumber()
 	// RocksDB itself can no longer serve the early batches...
 	it, err := p.db.GetUpdatesSince(1)
@@ -183,31 +388,10 @@ func TestPinsBridgeDeletedWAL(t *testing.T) {
 	}
 	// ...the pins can.
 	var got []truth
-	if _, err := pins.Next(Cursor{}, 1, latest, func(seq uint64, data []byte) error {
-		got = append(got, truth{seq, data})
-		return nil
-	}); err != nil {
+	if _, err := pins.Next(context.Background(), Cursor{}, 1, latest, collect(&got)); err != nil {
 		t.Fatal(err)
 	}
-	if len(got) != len(p.truth) {
-		t.Fatalf("pins delivered %d batches, the primary wrote %d", len(got), len(p.truth))
-	}
-	for i := range got {
-		if got[i].seq != p.truth[i].seq || !bytes.Equal(got[i].data, p.truth[i].data) {
-			t.Fatalf("pinned batch %d (seq %d) differs from RocksDB's (seq %d)", i, got[i].seq, p.truth[i].seq)
-		}
-	}
-	// A read from the middle starts in the file that holds it.
-	mid := p.truth[len(p.truth)/2]
-	var first uint64
-	if _, err := pins.Next(Cursor{}, mid.seq, latest, func(seq uint64, _ []byte) error {
-		if first == 0 && seq >= mid.seq {
-			first = seq
-		}
-		return nil
-	}); err != nil || first != mid.seq {
-		t.Fatalf("read from %d started at %d (%v)", mid.seq, first, err)
-	}
+	sameAs(t, got, p.truth)
 	// Everything shipped: all pins but the newest go.
 	files, _ := pins.Stats()
 	released, err := pins.Release(latest)
@@ -225,83 +409,20 @@ func TestPinsBridgeDeletedWAL(t *testing.T) {
 	}
 }
 
-// TestCursorFollowsLiveWAL reads a WAL while RocksDB writes it, poll after
-// poll, across WAL switches and deletions: every batch exactly once, equal
-// to RocksDB's own, and never past the bound it was given.
-func TestCursorFollowsLiveWAL(t *testing.T) {
+// TestInPlaceNeverDeletes: neither Release nor Reset of an InPlace source
+// removes a file of the primary, and it reports no pins.
+func TestInPlaceNeverDeletes(t *testing.T) {
 	p := newPrimary(t, 64<<20)
-	pins, err := New(p.dir, filepath.Join(t.TempDir(), "pins"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var cur Cursor
-	var got []truth
-	want := uint64(1)
-	poll := func(to uint64) {
-		cur, err = pins.Next(cur, want, to, func(seq uint64, data []byte) error {
-			if seq > to {
-				t.Fatalf("delivered batch %d past the bound %d", seq, to)
-			}
-			got = append(got, truth{seq, data})
-			return nil
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	for round := 0; round < 12; round++ {
-		for i := 0; i < 5+round; i++ {
-			p.write(1+i%3, 2000+round*3000) // some batches span blocks
-		}
-		// Bound below the newest batch: the last one must wait for the next poll.
-		poll(p.truth[len(p.truth)-1].seq - 1)
-		if round%3 == 2 {
-			p.flush() // a new WAL file; the old one is deleted
-		}
-	}
-	poll(p.db.GetLatestSequenceNumber())
-	if len(got) != len(p.truth) {
-		t.Fatalf("cursor delivered %d batches, RocksDB wrote %d", len(got), len(p.truth))
-	}
-	for i := range got {
-		if got[i].seq != p.truth[i].seq || !bytes.Equal(got[i].data, p.truth[i].data) {
-			t.Fatalf("batch %d: seq %d vs RocksDB's %d, or different bytes", i, got[i].seq, p.truth[i].seq)
-		}
-	}
-	// A cursor-less start in the middle finds the right file.
-	mid := p.truth[len(p.truth)*2/3]
-	var first uint64
-	if _, err := pins.Next(Cursor{}, mid.seq, mid.seq, func(seq uint64, _ []byte) error {
-		if first == 0 && seq >= mid.seq {
-			first = seq
-		}
-		return nil
-	}); err != nil || first != mid.seq {
-		t.Fatalf("cursor-less read for %d found %d (%v)", mid.seq, first, err)
-	}
-}
-
-// TestDirectReadsInPlaceAndNeverDeletes: without pinning, the primary's
-// WAL files are read in place; a file the primary deleted is a gap the
-// caller sees (a later first batch, or ErrNotPinned), and neither Release
-// nor Reset ever removes a file of the primary.
-func TestDirectReadsInPlaceAndNeverDeletes(t *testing.T) {
-	p := newPrimary(t, 64<<20)
-	d := NewDirect(p.dir, nil)
+	d := NewInPlace(p.dir, nil)
 	if d.Disabled() == "" {
-		t.Fatal("a direct Pinner says pinning works")
+		t.Fatal("an InPlace source says pinning works")
 	}
 	for i := 0; i < 10; i++ {
 		p.write(2, 3000)
 	}
 	var got []truth
-	collect := func(seq uint64, data []byte) error { got = append(got, truth{seq, data}); return nil }
-	cur, err := d.Next(Cursor{}, 1, math.MaxUint64, collect)
-	if err != nil {
+	if _, err := d.Next(context.Background(), Cursor{}, 1, math.MaxUint64, collect(&got)); err != nil {
 		t.Fatal(err)
-	}
-	if len(got) != len(p.truth) || got[len(got)-1].seq != p.truth[len(p.truth)-1].seq {
-		t.Fatalf("read %d batches in place, the primary wrote %d", len(got), len(p.truth))
 	}
 	wals := p.wals()
 	if _, err := d.Release(p.db.GetLatestSequenceNumber()); err != nil {
@@ -311,30 +432,57 @@ func TestDirectReadsInPlaceAndNeverDeletes(t *testing.T) {
 		t.Fatal(err)
 	}
 	if files, _ := d.Stats(); files != 0 {
-		t.Fatalf("a direct Pinner reports %d pins", files)
+		t.Fatalf("an InPlace source reports %d pins", files)
 	}
 	for _, w := range wals {
 		if _, err := os.Stat(w); err != nil {
 			t.Fatalf("the primary's WAL %s is gone after Release/Reset: %v", w, err)
 		}
 	}
-	// The primary deletes the WAL holding unread batches: the next batch
-	// read is from a later file, and a fresh search finds nothing.
-	n := len(p.truth)
-	p.write(1, 100)
-	p.flush()
-	for i := 0; i < 3; i++ {
-		p.write(1, 100)
-	}
-	got = nil
-	_, err = d.Next(cur, p.truth[n].seq, math.MaxUint64, collect)
+}
+
+// TestPinnedReadsInPlaceWhereLinksFail: when the kernel refuses hard links
+// (another filesystem), a Pinned source says so and reads the primary's
+// files in place; it never removes them, and the pins it made before stay
+// until released.
+func TestPinnedReadsInPlaceWhereLinksFail(t *testing.T) {
+	p := newPrimary(t, 64<<20)
+	pins, err := New(p.dir, filepath.Join(t.TempDir(), "pins"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(got) == 0 || got[0].seq == p.truth[n].seq {
-		t.Fatalf("after the primary deleted its WAL the reader delivered %d batches starting at %v; want a later start (a gap)", len(got), got)
+	for i := 0; i < 5; i++ {
+		p.write(2, 3000)
 	}
-	if _, err := d.Next(Cursor{}, p.truth[n].seq, math.MaxUint64, collect); !errors.Is(err, ErrNotPinned) {
-		t.Fatalf("searching for a deleted batch: %v, want ErrNotPinned", err)
+	if n, err := pins.Refresh(); err != nil || n != 1 {
+		t.Fatalf("pinned %d files (%v), want 1", n, err)
+	}
+	p.flush() // the pinned file is deleted by the primary; only the pin has it
+	pins.link = func(string, string) error { return &os.LinkError{Op: "link", Err: syscall.EXDEV} }
+	for i := 0; i < 5; i++ {
+		p.write(2, 3000)
+	}
+	if n, err := pins.Refresh(); err != nil || n != 0 {
+		t.Fatalf("Refresh with failing links: %d linked, %v; want 0, no error", n, err)
+	}
+	if pins.Disabled() == "" {
+		t.Fatal("links fail, but Disabled says pinning works")
+	}
+	var got []truth
+	if _, err := pins.Next(context.Background(), Cursor{}, 1, math.MaxUint64, collect(&got)); err != nil {
+		t.Fatal(err)
+	}
+	sameAs(t, got, p.truth) // the old pin bridges, the new file is read in place
+	wals := p.wals()
+	if files, _ := pins.Stats(); files != 1 {
+		t.Fatalf("%d pins, want the 1 made before links failed", files)
+	}
+	if err := pins.Reset(); err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range wals {
+		if _, err := os.Stat(w); err != nil {
+			t.Fatalf("the primary's WAL %s is gone after Reset: %v", w, err)
+		}
 	}
 }

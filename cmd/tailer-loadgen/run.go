@@ -178,6 +178,9 @@ func runLoad(cmd *cobra.Command, f *runFlags) error {
 		return nil
 	}
 	g, err = loadgen.Open(cfg)
+	if errors.Is(err, loadgen.ErrExists) {
+		return fmt.Errorf("%w; pass --reset for that", err)
+	}
 	if err != nil {
 		return err
 	}

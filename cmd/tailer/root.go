@@ -64,6 +64,7 @@ Replica URLs:
 	root.AddCommand(newRunCmd(g), newExportCmd(g), newRestoreCmd(g), newListCmd(g), newDigestCmd(g), newChangesCmd(g), newVerifyCmd(g),
 		newPruneCmd(g), newCompactCmd(g), newStatusCmd(g), newBenchCmd(g))
 	setupConfig(root, g) // --config, TAILER_* and --stalwart-config for every command
+	phraseErrors(root)   // library errors name settings by their flags (errors.go)
 	return root
 }
 

@@ -17,6 +17,10 @@ import (
 	"github.com/tailer-backup/tailer/internal/store"
 )
 
+// ErrExists is wrapped when the directory already holds a store and Reset
+// is not set; a front end names its own way to set it.
+var ErrExists = errors.New("the store exists")
+
 // Transaction kinds, as reported in Tx.Kind and Counts.
 const (
 	KindDelivery       = "delivery"
@@ -152,7 +156,7 @@ func prepareDir(dir string, reset bool) error {
 		return fmt.Errorf("loadgen: %s is not empty and not a RocksDB store; refusing to write there", dir)
 	}
 	if !reset {
-		return fmt.Errorf("loadgen: %s already holds a RocksDB store; set Reset (--reset) to destroy it and start a fresh one", dir)
+		return fmt.Errorf("loadgen: %s already holds a RocksDB store; set Reset to destroy it and start a fresh one (%w)", dir, ErrExists)
 	}
 	o := grocksdb.NewDefaultOptions()
 	defer o.Destroy()

@@ -13,6 +13,7 @@ import (
 
 	"github.com/linxGnu/grocksdb"
 
+	"github.com/tailer-backup/tailer/internal/setting"
 	"github.com/tailer-backup/tailer/internal/stalwart"
 	"github.com/tailer-backup/tailer/segment"
 )
@@ -62,20 +63,20 @@ func checkRocksDir(dir string) error {
 	if err != nil {
 		switch {
 		case errors.Is(err, os.ErrNotExist):
-			return fmt.Errorf("RocksDB directory %s does not exist: point --db at Stalwart's store path (RocksDb.path in its config)", dir)
+			return fmt.Errorf("RocksDB directory %s does not exist: %w", dir, pointDB(" (RocksDb.path in its config)"))
 		case errors.Is(err, os.ErrPermission):
 			return denied(err)
 		}
 		return fmt.Errorf("RocksDB directory %s: %w", dir, err)
 	}
 	if !st.IsDir() {
-		return fmt.Errorf("RocksDB directory %s is not a directory: point --db at Stalwart's store path", dir)
+		return fmt.Errorf("RocksDB directory %s is not a directory: %w", dir, pointDB(""))
 	}
 	if _, err := os.Stat(filepath.Join(dir, "CURRENT")); err != nil {
 		if errors.Is(err, os.ErrPermission) {
 			return denied(err)
 		}
-		return fmt.Errorf("%s is not a RocksDB store (no CURRENT file): point --db at Stalwart's store path", dir)
+		return fmt.Errorf("%s is not a RocksDB store (no CURRENT file): %w", dir, pointDB(""))
 	}
 	// CURRENT can be stat'ed in a directory tailer may not list (x
 	// without r); RocksDB needs to list it.
@@ -203,4 +204,9 @@ func (s *Store) FamilyTable() []segment.Family {
 		out = append(out, fam)
 	}
 	return out
+}
+
+// pointDB is the advice for a store directory that is not a store.
+func pointDB(more string) *setting.Error {
+	return &setting.Error{Key: "DB", Name: "the store directory", Before: "point ", After: " at Stalwart's store path" + more}
 }
