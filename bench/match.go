@@ -21,7 +21,6 @@ type commit struct {
 type confirmed struct {
 	First, Last uint64
 	T           time.Time
-	Bytes       int64 // the PUT's body (-1 when not declared)
 }
 
 // confirmations are the segments that became visible among reqs (a 2xx to
@@ -41,7 +40,7 @@ func confirmations(reqs []Request, prefix string) []confirmed {
 		gens, _ := layout.Parse([]layout.Object{{Key: key}})
 		for _, g := range gens {
 			for _, s := range g.Segments {
-				out = append(out, confirmed{First: s.First, Last: s.Last, T: x.T, Bytes: x.ReqBytes})
+				out = append(out, confirmed{First: s.First, Last: s.Last, T: x.T})
 			}
 		}
 	}

@@ -42,9 +42,15 @@ func TestConfirmations(t *testing.T) {
 		{Method: http.MethodPut, Key: p + "/generations/not-a-gen/segments/" + "x.tseg", Visible: true, Status: 200, T: at(2)},
 	}
 	got := confirmations(reqs, p)
-	want := []confirmed{{1, 4, at(10), 100}, {5, 8, at(30), 100}, {10, 20, at(40), 100}}
+	want := []confirmed{{1, 4, at(10)}, {5, 8, at(30)}, {10, 20, at(40)}}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("confirmations:\n got %+v\nwant %+v", got, want)
+	}
+	// Bytes: the accepted single PUTs and parts of segments (100 each:
+	// 1-4, the 5-8 retry, the part, other's), not the refused PUT, the
+	// completion's body or the export.
+	if got := segmentBytes(reqs); got != 400 {
+		t.Errorf("segmentBytes = %d, want 400", got)
 	}
 	if !exportVisible(reqs) || exportVisible(reqs[:5]) {
 		t.Errorf("exportVisible: an export PUT answered 200 is in reqs, not in reqs[:5]")
@@ -109,9 +115,9 @@ func TestQuantileAndRatio(t *testing.T) {
 func TestSummarize(t *testing.T) {
 	p := "x"
 	r1 := &lagRun{commits: []commit{{1, at(0)}, {2, at(0)}}, segs: confirmations([]Request{segPut(p, 1, 2, 100, 200)}, p),
-		tx: 2, el: 2 * time.Second, drain: 3 * time.Second, counts: Counts{opPUT: 4, opPUT + "/" + kindSegment: 3}, cpu: 0.5, raw: 1e6}
+		tx: 2, el: 2 * time.Second, drain: 3 * time.Second, counts: Counts{opPUT: 4, opPUT + "/" + kindSegment: 3}, cpu: 0.5, raw: 1e6, segB: 120}
 	r2 := &lagRun{commits: []commit{{3, at(0)}, {4, at(0)}}, segs: confirmations([]Request{segPut(p, 3, 3, 300, 200)}, p),
-		tx: 2, el: 2 * time.Second, drain: 2 * time.Second, counts: Counts{opPUT: 2}, cpu: 1.5, raw: 3e6}
+		tx: 2, el: 2 * time.Second, drain: 2 * time.Second, counts: Counts{opPUT: 2}, cpu: 1.5, raw: 3e6, segB: 80}
 	l := summarize(phaseSteady, Binary{Name: "baseline"}, 1000, []*lagRun{r1, r2})
 	if l.Tx != 4 || l.Matched != 3 || l.Unmatched != 1 || l.Segments != 2 || l.PUTs != 6 || l.PUTsPerSec != 1.5 || l.TxPerSec != 1 {
 		t.Errorf("sums: %+v", l)

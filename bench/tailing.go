@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -41,7 +42,7 @@ type LagResult struct {
 	// until the last transaction was confirmed (the drain), over
 	// DrainSeconds of wall time; RawBytes the raw WriteBatch bytes it
 	// sealed meanwhile (tailer_batch_bytes_total) and SegmentBytes the
-	// segment objects' bytes PUT.
+	// segment objects' bytes PUT (single PUTs and multipart parts).
 	CPUSeconds   float64 `json:"cpu_s"`
 	DrainSeconds float64 `json:"drain_s"`
 	RawBytes     float64 `json:"raw_batch_bytes"`
@@ -114,6 +115,7 @@ type lagRun struct {
 	el      time.Duration // the load
 	drain   time.Duration // load start → last commit confirmed
 	counts  Counts        // requests answered during the load
+	segB    int64         // segment bytes PUT from load start to drain
 	cpu     float64
 	raw     float64
 	idle    *Cost
@@ -220,6 +222,7 @@ func runLag(ctx context.Context, o Options, e tailingEnv, b Binary, rate int, na
 	reqs, i2 := e.rec.since(i1, name)
 	r.segs = confirmations(reqs, name)
 	r.counts = countOf(within(reqs, t0, t0.Add(r.el)))
+	r.segB = segmentBytes(within(reqs, t0, t0.Add(r.drain)))
 	if idle > 0 {
 		o.progress("    idle: %s without load", idle)
 		t1 := time.Now()
@@ -232,6 +235,19 @@ func runLag(ctx context.Context, o Options, e tailingEnv, b Binary, rate int, na
 		r.idle = &c
 	}
 	return r, nil
+}
+
+// segmentBytes is the body bytes of the accepted segment uploads among
+// reqs: single PUTs and multipart parts (a completion's body is the
+// list of parts, not data).
+func segmentBytes(reqs []Request) int64 {
+	var n int64
+	for _, x := range reqs {
+		if _, kind := classify(x); kind == kindSegment && x.Method == http.MethodPut && x.Status/100 == 2 {
+			n += max(x.ReqBytes, 0)
+		}
+	}
+	return n
 }
 
 // summarize merges the runs of one phase for one binary.
@@ -250,9 +266,7 @@ func summarize(phase string, b Binary, rate int, runs []*lagRun) LagResult {
 		}
 		l.CPUSeconds += r.cpu
 		l.Segments += len(r.segs)
-		for _, s := range r.segs {
-			l.SegmentBytes += max(s.Bytes, 0)
-		}
+		l.SegmentBytes += r.segB
 		if r.raw < 0 || l.RawBytes < 0 {
 			l.RawBytes = -1
 		} else {
