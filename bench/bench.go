@@ -47,6 +47,10 @@ type Options struct {
 	// Bin, so the report gives each figure for both and their ratio.
 	// "" runs the candidate alone.
 	Baseline string
+	// BaselineRev, when set (and Baseline is not), is a git revision of
+	// the checkout the bench runs in (e.g. main): the bench builds its
+	// tailer into its own directory and uses it as Baseline.
+	BaselineRev string
 	// Sweep is a list of extra candidate `run` flag sets (after
 	// CandidateArgs); the steady lag phase runs once per set, to show
 	// PUTs/h against lag per setting.
@@ -140,12 +144,16 @@ type Machine struct {
 
 // Report is everything one run measured.
 type Report struct {
-	Mode     string          `json:"mode"`
-	Machine  Machine         `json:"machine"`
-	Tailing  *TailingResult  `json:"tailing"`
-	Overhead *OverheadResult `json:"overhead"`
-	Stores   []*StoreResult  `json:"stores"`
-	Goals    []Goal          `json:"goals"`
+	Mode string `json:"mode"`
+	// Candidate and Baseline are the tailer binaries measured.
+	Candidate   string          `json:"candidate"`
+	Baseline    string          `json:"baseline,omitempty"`
+	BaselineRev string          `json:"baseline_rev,omitempty"`
+	Machine     Machine         `json:"machine"`
+	Tailing     *TailingResult  `json:"tailing"`
+	Overhead    *OverheadResult `json:"overhead"`
+	Stores      []*StoreResult  `json:"stores"`
+	Goals       []Goal          `json:"goals"`
 }
 
 // Run measures everything and returns the report.
@@ -170,7 +178,13 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	if !o.Keep {
 		defer wd.Remove()
 	}
-	rep := &Report{Mode: o.Mode, Machine: machine()}
+	if o.BaselineRev != "" && o.Baseline == "" {
+		o.progress("bench: building the baseline, tailer at %s", o.BaselineRev)
+		if o.Baseline, err = buildBaseline(ctx, o.Work, o.BaselineRev); err != nil {
+			return nil, fmt.Errorf("bench: %w", err)
+		}
+	}
+	rep := &Report{Mode: o.Mode, Machine: machine(), Candidate: o.Bin, Baseline: o.Baseline, BaselineRev: o.BaselineRev}
 	o.progress("bench: work dir %s, stores %s and %s, load avg %s", o.Work, progress.HumanBytes(o.Size), progress.HumanBytes(4*o.Size), rep.Machine.LoadStart)
 
 	srv, err := startMinio(ctx, o.Work+"/minio", bucket)

@@ -156,6 +156,14 @@ func (r *Report) WriteTable(w io.Writer) error {
 		fmt.Fprintf(w, "stores: %s and %s (smaller than the issue's ≥ 1 GiB and 4 GiB to keep the run short; --size 1GiB for those)\n",
 			progress.HumanBytes(r.Stores[0].StoreBytes), progress.HumanBytes(r.Stores[1].StoreBytes))
 	}
+	fmt.Fprintf(w, "candidate: %s\n", r.Candidate)
+	if r.Baseline != "" {
+		rev := ""
+		if r.BaselineRev != "" {
+			rev = " (built from " + r.BaselineRev + ")"
+		}
+		fmt.Fprintf(w, "baseline: %s%s; ratios are candidate ÷ baseline, measured in this run\n", r.Baseline, rev)
+	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	if t := r.Tailing; t != nil {
 		writeLag(tw, t)

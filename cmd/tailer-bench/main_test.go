@@ -40,6 +40,7 @@ func TestOptions(t *testing.T) {
 			*o = quick
 			o.Size, o.Rate, o.Mode = 2<<20, 5, "quick (custom)"
 		}},
+		{[]string{"--baseline-rev", "main", "--baseline", ""}, func(o *bench.Options) { *o = def; o.BaselineRev = "main" }},
 		{[]string{"--only", "lag", "--lag-rounds", "3", "--candidate-args", " --max-delay 250ms  --min-put-interval 1s",
 			"--sweep", "--max-delay 100ms; --max-delay 250ms --min-put-interval 1s"}, func(o *bench.Options) {
 			*o = def
@@ -85,6 +86,7 @@ func TestBadFlags(t *testing.T) {
 		{[]string{"--sweep", "--max-delay 1s;;--max-delay 2s"}, `--sweep "--max-delay 1s;;--max-delay 2s": setting 2 is empty`},
 		{[]string{"--sweep", "--max-delay 1s;2s"}, `setting 2 "2s": starts with "2s", not a flag`},
 		{[]string{"--baseline", "/nonexistent/tailer-base"}, "--baseline /nonexistent/tailer-base: stat"},
+		{[]string{"--baseline", "/bin/sh", "--baseline-rev", "main"}, "--baseline and --baseline-rev: give one"},
 	} {
 		_, err := parse(t, c.args...)
 		if err == nil || !strings.Contains(err.Error(), c.want) {

@@ -70,6 +70,10 @@ func options(f *pflag.FlagSet, v *benchflags.Values) (bench.Options, error) {
 	if o.Sweep, err = benchflags.ParseSweep(v.Sweep); err != nil {
 		return o, fmt.Errorf("--sweep %q: %w", v.Sweep, err)
 	}
+	if v.Baseline != "" && v.BaselineRev != "" {
+		return o, fmt.Errorf("--baseline and --baseline-rev: give one (a binary, or a git revision to build it from)")
+	}
+	o.BaselineRev = v.BaselineRev
 	if v.Baseline != "" {
 		if err := executable(v.Baseline); err != nil {
 			return o, fmt.Errorf("--baseline %s: %w", v.Baseline, err)

@@ -57,13 +57,14 @@ type Values struct {
 	Poll              time.Duration
 	LagRounds         int
 	Baseline          string
+	BaselineRev       string
 	CandidateArgs     string
 	Sweep             string
 }
 
 // names are the flags Define adds, in the order Args forwards them.
 var names = []string{"quick", "json", "only", "size", "rate", "lag-duration", "lag-rounds", "idle-duration",
-	"overhead-duration", "overhead-rounds", "poll", "baseline", "candidate-args", "sweep", "work", "keep"}
+	"overhead-duration", "overhead-rounds", "poll", "baseline", "baseline-rev", "candidate-args", "sweep", "work", "keep"}
 
 // Custom reports whether a run is "custom" rather than default or quick
 // (the report says which settings it ran with): whether changed, which
@@ -71,7 +72,7 @@ var names = []string{"quick", "json", "only", "size", "rate", "lag-duration", "l
 func Custom(changed func(name string) bool) bool {
 	for _, name := range names {
 		switch name {
-		case "quick", "json", "work", "keep", "baseline":
+		case "quick", "json", "work", "keep", "baseline", "baseline-rev":
 		default:
 			if changed(name) {
 				return true
@@ -97,6 +98,7 @@ func Define(fs *pflag.FlagSet) *Values {
 	fs.IntVar(&v.OverheadRounds, "overhead-rounds", 3, "with/without pairs in the overhead comparison")
 	fs.DurationVar(&v.Poll, "poll", 0, "--poll of every 'tailer run' (candidate and baseline; default: run's default, 1s)")
 	fs.StringVar(&v.Baseline, "baseline", "", "a second tailer binary (e.g. today's main) measured in the same run, alternated with --tailer; the report gives each figure for both and candidate ÷ baseline")
+	fs.StringVar(&v.BaselineRev, "baseline-rev", "", "instead of --baseline: a git revision (e.g. main) of the checkout tailer-bench runs in, whose tailer it builds into its work directory as the baseline")
 	fs.StringVar(&v.CandidateArgs, "candidate-args", "", "extra 'tailer run' flags for the candidate only, split at spaces (e.g. \"--max-delay 250ms\")")
 	fs.StringVar(&v.Sweep, "sweep", "", "candidate settings separated by ';' (e.g. \"--max-delay 100ms;--max-delay 250ms --min-put-interval 1s\"): the steady lag phase runs once per setting, after --candidate-args")
 	fs.StringVar(&v.Work, "work", "", "where the bench makes its own temporary directory (default: the system's); only that one is removed at the end")

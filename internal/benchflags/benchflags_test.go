@@ -29,6 +29,7 @@ func TestArgs(t *testing.T) {
 		{"--quick"},
 		{"--only", "tailing", "--only", "stores", "--size", "1GiB", "--rate", "5", "--poll", "250ms", "--work", "/tmp/a b", "--keep", "--json"},
 		{"--lag-duration", "1m30s", "--idle-duration", "2s", "--overhead-duration", "3s", "--overhead-rounds", "2", "--quick=false"},
+		{"--baseline-rev", "main"},
 		{"--only", "lag", "--lag-rounds", "3", "--baseline", "/tmp/tailer base", "--candidate-args", "--max-delay 250ms --min-put-interval 1s",
 			"--sweep", "--max-delay 100ms;--max-delay 250ms --min-put-interval 1s"},
 	} {
