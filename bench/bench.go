@@ -200,7 +200,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		}
 	}
 	if o.runs("overhead") {
-		o.progress("overhead on the primary: %d × (%s with tailer, %s without)", o.OverheadRounds, o.OverheadDuration, o.OverheadDuration)
+		o.progress("overhead on the primary: %d rounds of %s without tailer and %s with each of %d binaries", o.OverheadRounds, o.OverheadDuration, o.OverheadDuration, len(o.binaries()))
 		if rep.Overhead, err = runOverhead(ctx, o, srv); err != nil {
 			return nil, fmt.Errorf("overhead: %w", err)
 		}
