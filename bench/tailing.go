@@ -309,6 +309,7 @@ func runTailing(ctx context.Context, o Options, srv *minioserver.Server) (*Taili
 	res := &TailingResult{Rounds: o.LagRounds, RunSeconds: o.LagDuration.Seconds(), Binaries: bs}
 	withIdle := o.runs("tailing")
 	restorePrefix := ""
+	var idles []Cost // after the loaded phases' costs
 	for _, ph := range []struct {
 		name string
 		rate int
@@ -328,7 +329,7 @@ func runTailing(ctx context.Context, o Options, srv *minioserver.Server) (*Taili
 				}
 				runs[b.Name] = append(runs[b.Name], r)
 				if r.idle != nil {
-					res.Costs = append(res.Costs, *r.idle)
+					idles = append(idles, *r.idle)
 				}
 				if b.Name == "candidate" && restorePrefix == "" {
 					restorePrefix = r.prefix
@@ -344,6 +345,7 @@ func runTailing(ctx context.Context, o Options, srv *minioserver.Server) (*Taili
 			res.Costs = append(res.Costs, c)
 		}
 	}
+	res.Costs = append(res.Costs, idles...)
 	for i, args := range o.Sweep {
 		b := bs[0]
 		b.Args = append(append([]string(nil), b.Args...), args...)
