@@ -72,13 +72,13 @@ type Options struct {
 	OverheadRounds   int
 	Poll             time.Duration // tailer's --poll (0: its default, 1s)
 	Seed             int64
-	Keep             bool         // keep the bench's directory in Work
+	Keep             bool // keep the bench's directory in Work
 	// Log is the bench's own log (nil: discarded). Every tailer runs as a
 	// subprocess and logs at warn into a file in the work directory
 	// (kept with Keep), named after its run.
-	Log *slog.Logger
-	Progress         io.Writer    // one line per step (nil: silent)
-	Mode             string       // "default", "quick" or "custom", for the report
+	Log      *slog.Logger
+	Progress io.Writer // one line per step (nil: silent)
+	Mode     string    // "default", "quick" or "custom", for the report
 	// Only limits the run to some parts ("lag": the lag phases and the
 	// sweep; "tailing": those, idle and a restore's cost; "overhead",
 	// "stores"), to profile one; nil runs all.
