@@ -36,13 +36,34 @@ type Options struct {
 	// Default: the system's temporary directory. Only the bench's own
 	// directory is removed at the end (unless Keep), never Work.
 	Work string
-	// Bin is the tailer binary run as a subprocess (export, restore, run).
+	// Bin is the tailer binary run as a subprocess (export, restore, run):
+	// the candidate.
 	Bin string
+	// CandidateArgs are extra `run` flags given only to Bin (flags the
+	// baseline may not know, e.g. --max-delay).
+	CandidateArgs []string
+	// Baseline is a second tailer binary (e.g. today's main) run in every
+	// lag phase and the overhead phase of the same run, alternated with
+	// Bin, so the report gives each figure for both and their ratio.
+	// "" runs the candidate alone.
+	Baseline string
+	// BaselineRev, when set (and Baseline is not), is a git revision of
+	// the checkout the bench runs in (e.g. main): the bench builds its
+	// tailer into its own directory and uses it as Baseline.
+	BaselineRev string
+	// Sweep is a list of extra candidate `run` flag sets (after
+	// CandidateArgs); the steady lag phase runs once per set, to show
+	// PUTs/h against lag per setting.
+	Sweep [][]string
+	// LagRounds is how many times each lag phase runs per binary; rounds
+	// alternate the binaries' order.
+	LagRounds int
 	// Size is the small store; the large one is 4× it.
 	Size int64
 	// Rate is the steady load in tx/s (the issue's 1,000).
 	Rate int
-	// LagDuration is each lag phase's load (steady, full speed);
+	// LagDuration is the load of each run of a lag phase (steady, full
+	// speed; LagRounds runs per binary);
 	// IdleDuration the idle phase's.
 	LagDuration, IdleDuration time.Duration
 	// OverheadDuration is each run of the overhead comparison;
@@ -51,33 +72,50 @@ type Options struct {
 	OverheadRounds   int
 	Poll             time.Duration // tailer's --poll (0: its default, 1s)
 	Seed             int64
-	Keep             bool         // keep the bench's directory in Work
-	Log              *slog.Logger // tailer's in-process log (nil: discarded)
-	Progress         io.Writer    // one line per step (nil: silent)
-	Mode             string       // "default", "quick" or "custom", for the report
-	// Only limits the run to some parts ("tailing", "overhead",
+	Keep             bool // keep the bench's directory in Work
+	// Log is the bench's own log (nil: discarded). Every tailer runs as a
+	// subprocess and logs at warn into a file in the work directory
+	// (kept with Keep), named after its run.
+	Log      *slog.Logger
+	Progress io.Writer // one line per step (nil: silent)
+	Mode     string    // "default", "quick" or "custom", for the report
+	// Only limits the run to some parts ("lag": the lag phases and the
+	// sweep; "tailing": those, idle and a restore's cost; "overhead",
 	// "stores"), to profile one; nil runs all.
 	Only []string
 }
+
+// Parts are the values Options.Only takes.
+var Parts = []string{"lag", "tailing", "overhead", "stores"}
 
 func (o Options) runs(part string) bool {
 	if len(o.Only) == 0 {
 		return true
 	}
 	for _, p := range o.Only {
-		if p == part {
+		if p == part || (part == "lag" && p == "tailing") {
 			return true
 		}
 	}
 	return false
 }
 
-// Defaults is the standard run: well under 10 minutes on a 2-core machine.
+// binaries are the tailers measured: the candidate, then the baseline.
+func (o Options) binaries() []Binary {
+	bs := []Binary{{Name: "candidate", Path: o.Bin, Args: o.CandidateArgs}}
+	if o.Baseline != "" {
+		bs = append(bs, Binary{Name: "baseline", Path: o.Baseline})
+	}
+	return bs
+}
+
+// Defaults is the standard run: well under 10 minutes on a 2-core machine
+// (lag phases are 2 rounds of 10 s per binary).
 // Its stores are 128 MiB and 512 MiB, not the issue's ≥ 1 GiB and 4 GiB,
 // to stay in that time; --size 1GiB gives those. The idle phase is 30 s
 // so that it spans lease renewals (every 10 s by default).
 func Defaults() Options {
-	return Options{Size: 128 << 20, Rate: 1000, LagDuration: 20 * time.Second, IdleDuration: 30 * time.Second,
+	return Options{Size: 128 << 20, Rate: 1000, LagDuration: 10 * time.Second, LagRounds: 2, IdleDuration: 30 * time.Second,
 		OverheadDuration: 10 * time.Second, OverheadRounds: 3, Seed: 1, Mode: "default"}
 }
 
@@ -85,7 +123,7 @@ func Defaults() Options {
 // Its idle phase still spans one lease renewal (every 10 s by default), so
 // idle PUTs are not reported as 0 just because the window was short.
 func Quick() Options {
-	return Options{Size: 4 << 20, Rate: 1000, LagDuration: 5 * time.Second, IdleDuration: 11 * time.Second,
+	return Options{Size: 4 << 20, Rate: 1000, LagDuration: 5 * time.Second, LagRounds: 1, IdleDuration: 11 * time.Second,
 		OverheadDuration: 3 * time.Second, OverheadRounds: 1, Seed: 1, Mode: "quick"}
 }
 
@@ -109,12 +147,16 @@ type Machine struct {
 
 // Report is everything one run measured.
 type Report struct {
-	Mode     string          `json:"mode"`
-	Machine  Machine         `json:"machine"`
-	Tailing  *TailingResult  `json:"tailing"`
-	Overhead *OverheadResult `json:"overhead"`
-	Stores   []*StoreResult  `json:"stores"`
-	Goals    []Goal          `json:"goals"`
+	Mode string `json:"mode"`
+	// Candidate and Baseline are the tailer binaries measured.
+	Candidate   string          `json:"candidate"`
+	Baseline    string          `json:"baseline,omitempty"`
+	BaselineRev string          `json:"baseline_rev,omitempty"`
+	Machine     Machine         `json:"machine"`
+	Tailing     *TailingResult  `json:"tailing"`
+	Overhead    *OverheadResult `json:"overhead"`
+	Stores      []*StoreResult  `json:"stores"`
+	Goals       []Goal          `json:"goals"`
 }
 
 // Run measures everything and returns the report.
@@ -139,7 +181,13 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	if !o.Keep {
 		defer wd.Remove()
 	}
-	rep := &Report{Mode: o.Mode, Machine: machine()}
+	if o.BaselineRev != "" && o.Baseline == "" {
+		o.progress("bench: building the baseline, tailer at %s", o.BaselineRev)
+		if o.Baseline, err = buildBaseline(ctx, o.Work, o.BaselineRev); err != nil {
+			return nil, fmt.Errorf("bench: %w", err)
+		}
+	}
+	rep := &Report{Mode: o.Mode, Machine: machine(), Candidate: o.Bin, Baseline: o.Baseline, BaselineRev: o.BaselineRev}
 	o.progress("bench: work dir %s, stores %s and %s, load avg %s", o.Work, progress.HumanBytes(o.Size), progress.HumanBytes(4*o.Size), rep.Machine.LoadStart)
 
 	srv, err := startMinio(ctx, o.Work+"/minio", bucket)
@@ -148,14 +196,14 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	}
 	defer srv.Stop()
 
-	if o.runs("tailing") {
-		o.progress("tailing (lag, cost) against MinIO at %s", srv.Endpoint)
+	if o.runs("lag") {
+		o.progress("tailing (lag, cost) against MinIO at %s, through the bench's recording proxy", srv.Endpoint)
 		if rep.Tailing, err = runTailing(ctx, o, srv); err != nil {
 			return nil, fmt.Errorf("tailing: %w", err)
 		}
 	}
 	if o.runs("overhead") {
-		o.progress("overhead on the primary: %d × (%s with tailer, %s without)", o.OverheadRounds, o.OverheadDuration, o.OverheadDuration)
+		o.progress("overhead on the primary: %d rounds of %s without tailer and %s with each of %d binaries", o.OverheadRounds, o.OverheadDuration, o.OverheadDuration, len(o.binaries()))
 		if rep.Overhead, err = runOverhead(ctx, o, srv); err != nil {
 			return nil, fmt.Errorf("overhead: %w", err)
 		}

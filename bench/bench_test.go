@@ -45,6 +45,9 @@ func TestQuickRun(t *testing.T) {
 		if !(0 <= l.P50 && l.P50 <= l.P99 && l.P99 <= l.Max) {
 			t.Errorf("%s: quantiles out of order: p50 %v p99 %v max %v", l.Phase, l.P50, l.P99, l.Max)
 		}
+		if l.CPUSeconds <= 0 || l.RawBytes <= 0 || l.SegmentBytes <= 0 {
+			t.Errorf("%s: CPU %v s, %v raw bytes, %d segment bytes: the subprocess's CPU and bytes must be measured", l.Phase, l.CPUSeconds, l.RawBytes, l.SegmentBytes)
+		}
 	}
 	for _, c := range tl.Costs {
 		if c.Counts[opPUT] < c.Counts[opPUT+"/"+kindSegment] {
@@ -56,12 +59,12 @@ func TestQuickRun(t *testing.T) {
 			t.Errorf("idle: %d segment PUTs with nothing written", c.Counts[opPUT+"/"+kindSegment])
 		}
 	}
-	if tl.RestoreCost.Counts[opGET] == 0 || tl.RestoreCost.Counts[opLIST] == 0 || tl.RestoreBytes == 0 {
-		t.Errorf("restore from MinIO: counts %v, %d bytes", tl.RestoreCost.Counts, tl.RestoreBytes)
+	if tl.RestoreCost == nil || tl.RestoreCost.Counts[opGET] == 0 || tl.RestoreCost.Counts[opLIST] == 0 || tl.RestoreBytes == 0 {
+		t.Errorf("restore from MinIO: %+v, %d bytes", tl.RestoreCost, tl.RestoreBytes)
 	}
 
 	ov := rep.Overhead
-	if len(ov.Rounds) != 1 || ov.Rounds[0].WithTx == 0 || ov.Rounds[0].WithoutTx == 0 || ov.Ratio <= 0 {
+	if len(ov.Rounds) != 1 || len(ov.Rounds[0].Runs) != 2 || ov.Find("candidate") == nil || ov.Find("candidate").Ratio <= 0 || ov.WithoutTxPS <= 0 {
 		t.Errorf("overhead: %+v", ov)
 	}
 
@@ -85,7 +88,7 @@ func TestQuickRun(t *testing.T) {
 	if rep.Stores[1].StoreBytes <= rep.Stores[0].StoreBytes {
 		t.Errorf("the large store (%d) is not larger than the small one (%d)", rep.Stores[1].StoreBytes, rep.Stores[0].StoreBytes)
 	}
-	if len(rep.Goals) < 9 {
+	if len(rep.Goals) < 12 {
 		t.Errorf("%d goals reported: %+v", len(rep.Goals), rep.Goals)
 	}
 

@@ -9,11 +9,14 @@ import (
 	"text/tabwriter"
 )
 
-// Goal is one of issue 8's targets and whether this run met it.
+// Goal is one of the issues' targets and whether this run met it; the
+// candidate's figure, and the baseline's when one ran.
 type Goal struct {
 	Name     string `json:"name"`
 	Target   string `json:"target"`
 	Measured string `json:"measured"`
+	Baseline string `json:"baseline,omitempty"`
+	Ratio    string `json:"ratio,omitempty"` // candidate ÷ baseline
 	Met      bool   `json:"met"`
 }
 
@@ -22,33 +25,66 @@ type Goal struct {
 // caches) is allowed, a share of the store is not.
 const flatRSS = 1.25
 
+// Issue 16's targets.
+const (
+	goalSteadyP50   = 0.300 // s, at 1,000 tx/s
+	goalSteadyP99   = 0.500 // s
+	goalSteadyPUTs  = 5.0   // PUT/s
+	goalFullP99     = 1.0   // s
+	goalCPUPerMB    = 0.60  // candidate ÷ baseline
+	goalOverheadMin = 0.90  // throughput with ÷ without tailer
+)
+
 func goals(r *Report) []Goal {
 	var gs []Goal
-	add := func(name, target string, measured string, met bool) {
-		gs = append(gs, Goal{Name: name, Target: target, Measured: measured, Met: met})
-	}
+	add := func(g Goal) { gs = append(gs, g) }
 	if t := r.Tailing; t != nil {
-		for _, l := range t.Lag {
-			limit := 2.0
-			if l.Rate > 0 {
-				limit = 1.0
+		if c := t.Find(phaseSteady, "candidate"); c != nil {
+			b := t.Find(phaseSteady, "baseline")
+			at := phaseLabel(c.Rate)
+			ok := c.Unmatched == 0
+			add(lagGoal("lag p50 at "+at, goalSteadyP50, c, b, func(l *LagResult) float64 { return l.P50 }, ok))
+			add(lagGoal("lag p99 at "+at, goalSteadyP99, c, b, func(l *LagResult) float64 { return l.P99 }, ok))
+			g := Goal{Name: "PUTs at " + at, Target: fmt.Sprintf("≤ %.0f/s", goalSteadyPUTs), Measured: fmt.Sprintf("%.2f/s", c.PUTsPerSec),
+				Met: c.PUTsPerSec >= 0 && c.PUTsPerSec <= goalSteadyPUTs}
+			if b != nil {
+				g.Baseline, g.Ratio = fmt.Sprintf("%.2f/s", b.PUTsPerSec), fmtRatio(ratio(c.PUTsPerSec, b.PUTsPerSec))
 			}
-			add(fmt.Sprintf("lag p99 at %s", phaseName(l)), fmt.Sprintf("≤ %.0f s", limit), fmt.Sprintf("%.3f s", l.P99), l.P99 <= limit && l.Unmatched == 0)
+			add(g)
+		}
+		if c := t.Find(phaseFull, "candidate"); c != nil {
+			b := t.Find(phaseFull, "baseline")
+			add(lagGoal("lag p99 at full speed", goalFullP99, c, b, func(l *LagResult) float64 { return l.P99 }, c.Unmatched == 0))
+			g := Goal{Name: "tailer CPU per shipped MB (raw batches, full speed)", Target: fmt.Sprintf("≤ %.1f× baseline", goalCPUPerMB),
+				Measured: fmtCPUPerMB(c.CPUPerMB()), Baseline: "needs --baseline"}
+			if b != nil {
+				q := ratio(c.CPUPerMB(), b.CPUPerMB())
+				g.Baseline, g.Ratio, g.Met = fmtCPUPerMB(b.CPUPerMB()), fmtRatio(q), q >= 0 && q <= goalCPUPerMB
+			}
+			add(g)
 		}
 		for _, c := range t.Costs {
-			if c.Phase == "idle" {
-				add("PUTs while idle", "0", fmt.Sprintf("%d in %.0f s (%s)", c.Counts[opPUT], c.Seconds, putKinds(c.Counts)), c.Counts[opPUT] == 0)
+			if c.Phase == "idle" && c.Binary == "candidate" {
+				data := c.Counts[opPUT+"/"+kindSegment] + c.Counts[opPUT+"/"+kindExport]
+				add(Goal{Name: "data PUTs while idle", Target: "0", Measured: fmt.Sprintf("%d in %.0f s (all PUTs: %s)", data, c.Seconds, putKinds(c.Counts)), Met: data == 0})
 			}
 		}
 	}
 	if o := r.Overhead; o != nil {
-		add("throughput with ÷ without tailer", "≥ 0.97", fmt.Sprintf("%.3f", o.Ratio), o.Ratio >= 0.97)
+		if c := o.Find("candidate"); c != nil {
+			g := Goal{Name: "primary throughput with ÷ without tailer (full speed)", Target: fmt.Sprintf("≥ %.2f", goalOverheadMin),
+				Measured: fmt.Sprintf("%.3f", c.Ratio), Met: c.Ratio >= goalOverheadMin}
+			if b := o.Find("baseline"); b != nil {
+				g.Baseline, g.Ratio = fmt.Sprintf("%.3f (change %+.3f)", b.Ratio, c.Ratio-b.Ratio), fmtRatio(ratio(c.Ratio, b.Ratio))
+			}
+			add(g)
+		}
 	}
 	for _, s := range r.Stores {
-		add(fmt.Sprintf("export time ÷ checkpoint+tar|zstd (%s)", progress.HumanBytes(s.StoreBytes)), "≤ 1.0", fmt.Sprintf("%.2f", s.ExportTimeRatio()), s.ExportTimeRatio() <= 1)
-		add(fmt.Sprintf("export bytes ÷ tar|zstd (%s)", progress.HumanBytes(s.StoreBytes)), "≤ 1.0", fmt.Sprintf("%.2f", s.ExportBytesRatio()), s.ExportBytesRatio() <= 1)
+		add(Goal{Name: fmt.Sprintf("export time ÷ checkpoint+tar|zstd (%s)", progress.HumanBytes(s.StoreBytes)), Target: "≤ 1.0", Measured: fmt.Sprintf("%.2f", s.ExportTimeRatio()), Met: s.ExportTimeRatio() <= 1})
+		add(Goal{Name: fmt.Sprintf("export bytes ÷ tar|zstd (%s)", progress.HumanBytes(s.StoreBytes)), Target: "≤ 1.0", Measured: fmt.Sprintf("%.2f", s.ExportBytesRatio()), Met: s.ExportBytesRatio() <= 1})
 		q := s.Restore.Seconds / s.BackupRestSecs
-		add(fmt.Sprintf("restore time ÷ BackupEngine (%s)", progress.HumanBytes(s.StoreBytes)), "≤ 1.5", fmt.Sprintf("%.2f", q), q <= 1.5)
+		add(Goal{Name: fmt.Sprintf("restore time ÷ BackupEngine (%s)", progress.HumanBytes(s.StoreBytes)), Target: "≤ 1.5", Measured: fmt.Sprintf("%.2f", q), Met: q <= 1.5})
 	}
 	if len(r.Stores) == 2 {
 		a, b := r.Stores[0], r.Stores[1]
@@ -57,11 +93,35 @@ func goals(r *Report) []Goal {
 			lo, hi int64
 		}{{"export", a.Export.PeakRSS, b.Export.PeakRSS}, {"restore", a.Restore.PeakRSS, b.Restore.PeakRSS}} {
 			q := float64(x.hi) / float64(max(x.lo, 1))
-			add(fmt.Sprintf("peak RSS of %s, 4× store ÷ 1×", x.name), fmt.Sprintf("flat (≤ %.2f)", flatRSS),
-				fmt.Sprintf("%.2f (%s → %s)", q, progress.HumanBytes(x.lo), progress.HumanBytes(x.hi)), q <= flatRSS)
+			add(Goal{Name: fmt.Sprintf("peak RSS of %s, 4× store ÷ 1×", x.name), Target: fmt.Sprintf("flat (≤ %.2f)", flatRSS),
+				Measured: fmt.Sprintf("%.2f (%s → %s)", q, progress.HumanBytes(x.lo), progress.HumanBytes(x.hi)), Met: q <= flatRSS})
 		}
 	}
 	return gs
+}
+
+// lagGoal is a "≤ limit seconds" goal on one quantile of the candidate,
+// with the baseline's figure and the ratio when b is not nil.
+func lagGoal(name string, limit float64, c, b *LagResult, q func(*LagResult) float64, ok bool) Goal {
+	g := Goal{Name: name, Target: "≤ " + secs(limit), Measured: secs(q(c)), Met: ok && q(c) >= 0 && q(c) <= limit}
+	if b != nil {
+		g.Baseline, g.Ratio = secs(q(b)), fmtRatio(ratio(q(c), q(b)))
+	}
+	return g
+}
+
+func fmtRatio(q float64) string {
+	if q < 0 {
+		return "n/a"
+	}
+	return fmt.Sprintf("%.2f", q)
+}
+
+func fmtCPUPerMB(v float64) string {
+	if v < 0 {
+		return "n/a"
+	}
+	return fmt.Sprintf("%.3f CPU s/MB", v)
 }
 
 // putKinds says what the PUTs were for, e.g. "lease 3".
@@ -76,13 +136,6 @@ func putKinds(c Counts) string {
 		return "none"
 	}
 	return strings.Join(parts, ", ")
-}
-
-func phaseName(l LagResult) string {
-	if l.Rate > 0 {
-		return fmt.Sprintf("%d tx/s", l.Rate)
-	}
-	return "full speed"
 }
 
 // WriteJSON writes the report as indented JSON.
@@ -103,22 +156,20 @@ func (r *Report) WriteTable(w io.Writer) error {
 		fmt.Fprintf(w, "stores: %s and %s (smaller than the issue's ≥ 1 GiB and 4 GiB to keep the run short; --size 1GiB for those)\n",
 			progress.HumanBytes(r.Stores[0].StoreBytes), progress.HumanBytes(r.Stores[1].StoreBytes))
 	}
+	fmt.Fprintf(w, "candidate: %s\n", r.Candidate)
+	if r.Baseline != "" {
+		rev := ""
+		if r.BaselineRev != "" {
+			rev = " (built from " + r.BaselineRev + ")"
+		}
+		fmt.Fprintf(w, "baseline: %s%s; ratios are candidate ÷ baseline, measured in this run\n", r.Baseline, rev)
+	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	if t := r.Tailing; t != nil {
-		fmt.Fprintf(tw, "\nLAG: commit on the primary → segment confirmed by MinIO\n")
-		fmt.Fprintf(tw, "load\ttx/s\ttx\tsegments\tp50\tp99\tmax\tunmatched\n")
-		for _, l := range t.Lag {
-			fmt.Fprintf(tw, "%s\t%.0f\t%d\t%d\t%s\t%s\t%s\t%d\n", phaseName(l), l.TxPerSec, l.Tx, l.Segments, secs(l.P50), secs(l.P99), secs(l.Max), l.Unmatched)
-		}
+		writeLag(tw, t)
 	}
 	if o := r.Overhead; o != nil {
-		fmt.Fprintf(tw, "\nOVERHEAD: load generator at full speed, %d × %.0f s each, alternated\n", len(o.Rounds), o.Seconds)
-		fmt.Fprintf(tw, "with tailer\twithout\tratio\tper round\ttailer CPU\tMinIO CPU\n")
-		var rs []string
-		for _, x := range o.Rounds {
-			rs = append(rs, fmt.Sprintf("%.3f", x.Ratio))
-		}
-		fmt.Fprintf(tw, "%.0f tx/s\t%.0f tx/s\t%.3f\t%s\t%.2f cores\t%.2f cores\n", o.WithTxPS, o.WithoutTxPS, o.Ratio, strings.Join(rs, " "), o.TailerCores, o.MinioCores)
+		writeOverhead(tw, o)
 	}
 	if len(r.Stores) > 0 {
 		fmt.Fprintf(tw, "\nFULL EXPORT: tailer export (hot, to a directory) vs checkpoint + tar | zstd -3\n")
@@ -140,25 +191,17 @@ func (r *Report) WriteTable(w io.Writer) error {
 		}
 	}
 	if t := r.Tailing; t != nil {
-		fmt.Fprintf(tw, "\nCOST: S3 requests (HTTP requests seen by tailer's client; PUT includes POST, GET includes HEAD)\n")
-		fmt.Fprintf(tw, "phase\tseconds\tPUT\tGET\tLIST\tDELETE\tPUT/h\tGET/h\tLIST/h\tPUTs were\n")
-		for _, c := range t.Costs {
-			fmt.Fprintf(tw, "%s\t%.0f\t%d\t%d\t%d\t%d\t%.0f\t%.0f\t%.0f\t%s\n", c.Phase, c.Seconds, c.Counts[opPUT], c.Counts[opGET], c.Counts[opLIST], c.Counts[opDELETE],
-				c.PerHour[opPUT], c.PerHour[opGET], c.PerHour[opLIST], putKinds(c.Counts))
-		}
-		c := t.RestoreCost
-		fmt.Fprintf(tw, "one restore (%s fetched, %s)\t%.1f\t%d\t%d\t%d\t%d\t\t\t\t\n", progress.HumanBytes(t.RestoreBytes), secs(t.RestoreSeconds), c.Seconds,
-			c.Counts[opPUT], c.Counts[opGET], c.Counts[opLIST], c.Counts[opDELETE])
+		writeCost(tw, t)
 	}
 	if len(r.Goals) > 0 {
 		fmt.Fprintf(tw, "\nGOALS\n")
-		fmt.Fprintf(tw, "goal\ttarget\tmeasured\tmet\n")
+		fmt.Fprintf(tw, "goal\ttarget\tcandidate\tbaseline\tcand ÷ base\tmet\n")
 		for _, g := range r.Goals {
 			ok := "MISSED"
 			if g.Met {
 				ok = "met"
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", g.Name, g.Target, g.Measured, ok)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", g.Name, g.Target, g.Measured, orDash(g.Baseline), orDash(g.Ratio), ok)
 		}
 	}
 	return tw.Flush()

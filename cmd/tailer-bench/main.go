@@ -49,7 +49,7 @@ tailer-bench with --tailer set to itself. Build both:
 	f := cmd.Flags()
 	v := benchflags.Define(f)
 	f.StringVar(&tailer, "tailer", "", "the tailer binary to measure (default: tailer beside tailer-bench, else on PATH)")
-	f.StringVar(&logFormat, "log-format", "auto", "log format of the in-process tailer parts: text, json, or auto (text on a terminal, JSON otherwise)")
+	f.StringVar(&logFormat, "log-format", "auto", "log format of the bench's own log: text, json, or auto (text on a terminal, JSON otherwise); each tailer subprocess logs at warn to a file in the work directory (see --keep)")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	cmd.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return fmt.Errorf("%w (see 'tailer-bench --help')", err)

@@ -40,6 +40,14 @@ func TestOptions(t *testing.T) {
 			*o = quick
 			o.Size, o.Rate, o.Mode = 2<<20, 5, "quick (custom)"
 		}},
+		{[]string{"--baseline-rev", "main", "--baseline", ""}, func(o *bench.Options) { *o = def; o.BaselineRev = "main" }},
+		{[]string{"--only", "lag", "--lag-rounds", "3", "--candidate-args", " --max-delay 250ms  --min-put-interval 1s",
+			"--sweep", "--max-delay 100ms; --max-delay 250ms --min-put-interval 1s"}, func(o *bench.Options) {
+			*o = def
+			o.Only, o.LagRounds, o.Mode = []string{"lag"}, 3, "default (custom)"
+			o.CandidateArgs = []string{"--max-delay", "250ms", "--min-put-interval", "1s"}
+			o.Sweep = [][]string{{"--max-delay", "100ms"}, {"--max-delay", "250ms", "--min-put-interval", "1s"}}
+		}},
 		{[]string{"--only", "tailing,stores", "--poll", "250ms", "--lag-duration", "1s", "--idle-duration", "2s",
 			"--overhead-duration", "3s", "--overhead-rounds", "4"}, func(o *bench.Options) {
 			*o = def
@@ -72,7 +80,13 @@ func TestBadFlags(t *testing.T) {
 		{[]string{"--overhead-rounds", "0"}, "--overhead-rounds 0: must be >= 1"},
 		{[]string{"--poll", "-1s"}, "--poll -1s: must be >= 0"},
 		{[]string{"--idle-duration", "0s"}, "--idle-duration 0s: must be > 0"},
-		{[]string{"--only", "tailing,none"}, `--only "none": use tailing, overhead or stores`},
+		{[]string{"--only", "tailing,none"}, `--only "none": use lag, tailing, overhead or stores`},
+		{[]string{"--lag-rounds", "0"}, "--lag-rounds 0: must be >= 1"},
+		{[]string{"--candidate-args", "250ms --max-delay"}, `--candidate-args "250ms --max-delay": starts with "250ms", not a flag`},
+		{[]string{"--sweep", "--max-delay 1s;;--max-delay 2s"}, `--sweep "--max-delay 1s;;--max-delay 2s": setting 2 is empty`},
+		{[]string{"--sweep", "--max-delay 1s;2s"}, `setting 2 "2s": starts with "2s", not a flag`},
+		{[]string{"--baseline", "/nonexistent/tailer-base"}, "--baseline /nonexistent/tailer-base: stat"},
+		{[]string{"--baseline", "/bin/sh", "--baseline-rev", "main"}, "--baseline and --baseline-rev: give one"},
 	} {
 		_, err := parse(t, c.args...)
 		if err == nil || !strings.Contains(err.Error(), c.want) {

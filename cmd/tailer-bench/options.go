@@ -8,6 +8,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strings"
 
 	"github.com/spf13/pflag"
 	"golang.org/x/term"
@@ -15,9 +17,6 @@ import (
 	"github.com/tailer-backup/tailer/bench"
 	"github.com/tailer-backup/tailer/internal/benchflags"
 )
-
-// parts are the values --only takes.
-var parts = map[string]bool{"tailing": true, "overhead": true, "stores": true}
 
 // options checks the flags of f (v, as benchflags.Define added them) and
 // turns them into the bench's options: Quick or Defaults, with every flag
@@ -44,6 +43,9 @@ func options(f *pflag.FlagSet, v *benchflags.Values) (bench.Options, error) {
 	if changed("lag-duration") {
 		o.LagDuration = v.LagDuration
 	}
+	if changed("lag-rounds") {
+		o.LagRounds = v.LagRounds
+	}
 	if changed("idle-duration") {
 		o.IdleDuration = v.IdleDuration
 	}
@@ -57,9 +59,26 @@ func options(f *pflag.FlagSet, v *benchflags.Values) (bench.Options, error) {
 		o.Mode += " (custom)"
 	}
 	for _, p := range v.Only {
-		if !parts[p] {
-			return o, fmt.Errorf("--only %q: use tailing, overhead or stores", p)
+		if !slices.Contains(bench.Parts, p) {
+			return o, fmt.Errorf("--only %q: use %s or %s", p, strings.Join(bench.Parts[:len(bench.Parts)-1], ", "), bench.Parts[len(bench.Parts)-1])
 		}
+	}
+	var err error
+	if o.CandidateArgs, err = benchflags.ParseArgs(v.CandidateArgs); err != nil {
+		return o, fmt.Errorf("--candidate-args %w", err)
+	}
+	if o.Sweep, err = benchflags.ParseSweep(v.Sweep); err != nil {
+		return o, fmt.Errorf("--sweep %q: %w", v.Sweep, err)
+	}
+	if v.Baseline != "" && v.BaselineRev != "" {
+		return o, fmt.Errorf("--baseline and --baseline-rev: give one (a binary, or a git revision to build it from)")
+	}
+	o.BaselineRev = v.BaselineRev
+	if v.Baseline != "" {
+		if err := executable(v.Baseline); err != nil {
+			return o, fmt.Errorf("--baseline %s: %w", v.Baseline, err)
+		}
+		o.Baseline = v.Baseline
 	}
 	o.Only, o.Poll, o.Work, o.Keep = v.Only, v.Poll, v.Work, v.Keep
 	return o, nil

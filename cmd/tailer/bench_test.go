@@ -114,7 +114,7 @@ func TestBenchWithTailerBench(t *testing.T) {
 			args = append(args, "--only", "none")
 		}
 		_, code, _, stderr := runBin(t, self, args, append([]string{"PATH=/usr/bin:/bin"}, env...))
-		want := `tailer-bench: --only "none": use tailing, overhead or stores`
+		want := `tailer-bench: --only "none": use lag, tailing, overhead or stores`
 		if code != 1 || strings.TrimSpace(stderr) != want {
 			t.Errorf("%v %v: exit %d, stderr %q; want 1 and %q", env, args, code, stderr, want)
 		}

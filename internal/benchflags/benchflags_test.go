@@ -2,6 +2,7 @@ package benchflags
 
 import (
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/spf13/pflag"
@@ -28,6 +29,9 @@ func TestArgs(t *testing.T) {
 		{"--quick"},
 		{"--only", "tailing", "--only", "stores", "--size", "1GiB", "--rate", "5", "--poll", "250ms", "--work", "/tmp/a b", "--keep", "--json"},
 		{"--lag-duration", "1m30s", "--idle-duration", "2s", "--overhead-duration", "3s", "--overhead-rounds", "2", "--quick=false"},
+		{"--baseline-rev", "main"},
+		{"--only", "lag", "--lag-rounds", "3", "--baseline", "/tmp/tailer base", "--candidate-args", "--max-delay 250ms --min-put-interval 1s",
+			"--sweep", "--max-delay 100ms;--max-delay 250ms --min-put-interval 1s"},
 	} {
 		a := pflag.NewFlagSet("a", pflag.ContinueOnError)
 		va := Define(a)
@@ -48,5 +52,34 @@ func TestArgs(t *testing.T) {
 				t.Errorf("%v → %v: --%s set %v, then %v", args, rendered, fl.Name, fl.Changed, b.Lookup(fl.Name).Changed)
 			}
 		})
+	}
+}
+
+// TestParseSweep: settings split at ';', each at spaces; an empty setting
+// or one not starting with a flag is an error naming it.
+func TestParseSweep(t *testing.T) {
+	for _, c := range []struct {
+		in      string
+		want    [][]string
+		wantErr string
+	}{
+		{in: "", want: nil},
+		{in: "  ", want: nil},
+		{in: "--max-delay 100ms", want: [][]string{{"--max-delay", "100ms"}}},
+		{in: " --max-delay 100ms ;--max-delay 250ms  --min-put-interval 1s", want: [][]string{{"--max-delay", "100ms"}, {"--max-delay", "250ms", "--min-put-interval", "1s"}}},
+		{in: "--max-delay=1s;--poll=2s", want: [][]string{{"--max-delay=1s"}, {"--poll=2s"}}},
+		{in: "--a 1;", wantErr: "setting 2 is empty"},
+		{in: "--a 1;;--b 2", wantErr: "setting 2 is empty"},
+		{in: "max-delay 1s", wantErr: `setting 1 "max-delay 1s": starts with "max-delay", not a flag`},
+	} {
+		got, err := ParseSweep(c.in)
+		switch {
+		case c.wantErr != "":
+			if err == nil || !strings.Contains(err.Error(), c.wantErr) {
+				t.Errorf("ParseSweep(%q): error %v, want %q", c.in, err, c.wantErr)
+			}
+		case err != nil || !reflect.DeepEqual(got, c.want):
+			t.Errorf("ParseSweep(%q) = %q, %v; want %q", c.in, got, err, c.want)
+		}
 	}
 }
