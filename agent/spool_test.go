@@ -35,7 +35,7 @@ type respelled struct {
 }
 
 func (r respelled) String() string   { return r.url }
-func (r respelled) Identity() string { return uploader.IdentityOf(r.Replica) }
+func (r respelled) Identity() string { return r.Replica.Identity() }
 func (r respelled) Put(ctx context.Context, key string, src io.Reader, size int64) error {
 	if r.down.Load() {
 		return errors.New("bucket unreachable")

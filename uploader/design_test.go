@@ -28,8 +28,8 @@ func TestDesignDocSpool(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.String() != owner.Replica || IdentityOf(r) != owner.Identity {
-		t.Fatalf("%s opens as %s with identity %s, not the documented %s, %s", owner.Replica, r, IdentityOf(r), owner.Replica, owner.Identity)
+	if r.String() != owner.Replica || r.Identity() != owner.Identity {
+		t.Fatalf("%s opens as %s with identity %s, not the documented %s, %s", owner.Replica, r, r.Identity(), owner.Replica, owner.Identity)
 	}
 	keys := doc.Lines(t, "keys")
 	n := uint64(0)

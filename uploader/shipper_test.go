@@ -102,6 +102,20 @@ func (f *fakeReplica) Delete(ctx context.Context, key string) error {
 	return nil
 }
 
+func (f *fakeReplica) ReadRange(ctx context.Context, key string, off, n int64) ([]byte, error) {
+	return nil, errors.New("fake: ReadRange not used")
+}
+func (f *fakeReplica) ListAfter(ctx context.Context, prefix, startAfter string) ([]ObjectInfo, error) {
+	return nil, errors.New("fake: ListAfter not used")
+}
+func (f *fakeReplica) GetVersioned(ctx context.Context, key string) ([]byte, string, error) {
+	return nil, "", errors.New("fake: GetVersioned not used")
+}
+func (f *fakeReplica) PutIf(ctx context.Context, key string, data []byte, ifVersion string) (string, error) {
+	return "", errors.New("fake: PutIf not used")
+}
+func (f *fakeReplica) Identity() string { return f.String() }
+
 func (f *fakeReplica) uploaded() []string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -479,6 +493,19 @@ func (f *recFake) List(ctx context.Context, prefix string) ([]ObjectInfo, error)
 }
 
 func (f *recFake) Delete(ctx context.Context, key string) error { return nil }
+func (f *recFake) ReadRange(ctx context.Context, key string, off, n int64) ([]byte, error) {
+	return nil, errors.New("rec: ReadRange not used")
+}
+func (f *recFake) ListAfter(ctx context.Context, prefix, startAfter string) ([]ObjectInfo, error) {
+	return nil, errors.New("rec: ListAfter not used")
+}
+func (f *recFake) GetVersioned(ctx context.Context, key string) ([]byte, string, error) {
+	return nil, "", errors.New("rec: GetVersioned not used")
+}
+func (f *recFake) PutIf(ctx context.Context, key string, data []byte, ifVersion string) (string, error) {
+	return "", errors.New("rec: PutIf not used")
+}
+func (f *recFake) Identity() string { return f.String() }
 
 // checkOrder fails t unless every Put of a non-blob object started after
 // the successful Put of every object committed before it ended.

@@ -63,7 +63,7 @@ func OpenSpool(dir string) (*Spool, error) {
 	removed := false
 	for _, e := range ents {
 		name := e.Name()
-		if strings.HasPrefix(name, tempPrefix) {
+		if strings.HasPrefix(name, TempPrefix) {
 			if err := os.Remove(filepath.Join(dir, name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 				return nil, fmt.Errorf("open spool %s: remove uncommitted %s: %w", dir, name, err)
 			}
@@ -100,7 +100,7 @@ func parseSpoolName(name string) (seq uint64, key string, ok bool) {
 		return 0, "", false
 	}
 	key, err = url.PathUnescape(name[17:])
-	if err != nil || validateKey(key) != nil {
+	if err != nil || ValidateKey(key) != nil {
 		return 0, "", false
 	}
 	return seq, key, true
@@ -119,13 +119,13 @@ type SpoolFile struct {
 
 // Create starts a new spool object that will be uploaded under key.
 func (s *Spool) Create(key string) (*SpoolFile, error) {
-	if err := validateKey(key); err != nil {
+	if err := ValidateKey(key); err != nil {
 		return nil, fmt.Errorf("spool %s: create: %w", s.dir, err)
 	}
 	if n := len(spoolName(0, key)); n > maxNameLen {
 		return nil, fmt.Errorf("spool %s: create %s: escaped file name is %d bytes, limit %d", s.dir, key, n, maxNameLen)
 	}
-	f, err := os.CreateTemp(s.dir, tempPrefix+"*")
+	f, err := os.CreateTemp(s.dir, TempPrefix+"*")
 	if err != nil {
 		return nil, fmt.Errorf("spool %s: create %s: %w", s.dir, key, err)
 	}
@@ -194,7 +194,7 @@ func (f *SpoolFile) Path() string { return f.final }
 // segment sealed once is uploaded to several replicas, each at its own
 // pace, and its bytes are freed when the last replica confirmed it.
 func (s *Spool) Link(key, src string) error {
-	if err := validateKey(key); err != nil {
+	if err := ValidateKey(key); err != nil {
 		return fmt.Errorf("spool %s: link: %w", s.dir, err)
 	}
 	s.mu.Lock()
@@ -219,7 +219,7 @@ func copyFileSync(src, dst string) error {
 		return err
 	}
 	defer in.Close()
-	out, err := os.CreateTemp(filepath.Dir(dst), tempPrefix+"*")
+	out, err := os.CreateTemp(filepath.Dir(dst), TempPrefix+"*")
 	if err != nil {
 		return err
 	}

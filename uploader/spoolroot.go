@@ -41,10 +41,10 @@ type SpoolInfo struct {
 // or was named by older tailers.
 func (i SpoolInfo) OwnedBy(r Replica) bool {
 	if i.Owner != nil {
-		return i.Owner.Identity == IdentityOf(r)
+		return i.Owner.Identity == r.Identity()
 	}
 	base := filepath.Base(i.Dir)
-	return base == spoolDirName(IdentityOf(r)) || base == spoolDirName(r.String())
+	return base == spoolDirName(r.Identity()) || base == spoolDirName(r.String())
 }
 
 // spoolDirName is a short hash of s: older tailers hashed the replica's
@@ -77,7 +77,7 @@ var ErrSpoolOwner = errors.New("spool directory belongs to another replica")
 // after r's URL as shown. moved names the directory it came from ("" when
 // nothing moved). The directory's SpoolOwnerFile is (re)written.
 func OpenReplicaSpool(root string, r Replica) (sp *Spool, moved string, err error) {
-	id := IdentityOf(r)
+	id := r.Identity()
 	dir := filepath.Join(filepath.Clean(root), spoolDirName(id))
 	owner, err := readSpoolOwner(dir)
 	switch {
@@ -200,5 +200,5 @@ func writeSpoolOwner(dir string, o SpoolOwner) error {
 	if err != nil {
 		return err
 	}
-	return durable.WriteFile(filepath.Join(dir, SpoolOwnerFile), append(raw, '\n'), tempPrefix+"owner-*")
+	return durable.WriteFile(filepath.Join(dir, SpoolOwnerFile), append(raw, '\n'), TempPrefix+"owner-*")
 }

@@ -49,8 +49,8 @@ func TestSpellingsShareOneSpool(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			a, b := mustOpen(t, c.a, c.ao), mustOpen(t, c.b, c.bo)
-			if got := IdentityOf(a) == IdentityOf(b); got != c.same {
-				t.Fatalf("identities %q and %q: same=%v, want %v", IdentityOf(a), IdentityOf(b), got, c.same)
+			if got := a.Identity() == b.Identity(); got != c.same {
+				t.Fatalf("identities %q and %q: same=%v, want %v", a.Identity(), b.Identity(), got, c.same)
 			}
 			root := t.TempDir()
 			sa, _, err := OpenReplicaSpool(root, a)
@@ -79,8 +79,8 @@ func TestSpellingsShareOneSpool(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if IdentityOf(enc) != IdentityOf(b) || IdentityOf(Unencrypted(b)) != IdentityOf(b) {
-				t.Fatalf("wrappers changed the identity: %q, %q, want %q", IdentityOf(enc), IdentityOf(Unencrypted(b)), IdentityOf(b))
+			if enc.Identity() != b.Identity() || Unencrypted(b).Identity() != b.Identity() {
+				t.Fatalf("wrappers changed the identity: %q, %q, want %q", enc.Identity(), Unencrypted(b).Identity(), b.Identity())
 			}
 		})
 	}
@@ -106,7 +106,7 @@ func TestOpenReplicaSpoolAdoptsOldNames(t *testing.T) {
 			if err := os.MkdirAll(dir, 0o755); err != nil {
 				t.Fatal(err)
 			}
-			if err := writeSpoolOwner(dir, SpoolOwner{Identity: IdentityOf(r), Replica: "s3://bkt/mail (as spelled before)"}); err != nil {
+			if err := writeSpoolOwner(dir, SpoolOwner{Identity: r.Identity(), Replica: "s3://bkt/mail (as spelled before)"}); err != nil {
 				t.Fatal(err)
 			}
 			return dir
@@ -129,7 +129,7 @@ func TestOpenReplicaSpoolAdoptsOldNames(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if moved != old || sp.Dir() != filepath.Join(root, spoolDirName(IdentityOf(r))) {
+			if moved != old || sp.Dir() != filepath.Join(root, spoolDirName(r.Identity())) {
 				t.Fatalf("moved %q into %s; want %q into the identity's name", moved, sp.Dir(), old)
 			}
 			if _, err := os.Stat(old); !errors.Is(err, os.ErrNotExist) {
@@ -146,7 +146,7 @@ func TestOpenReplicaSpoolAdoptsOldNames(t *testing.T) {
 			for _, i := range infos {
 				switch {
 				case i.Dir == sp.Dir():
-					if i.Owner == nil || i.Owner.Identity != IdentityOf(r) || i.Owner.Replica != r.String() || !i.OwnedBy(r) || i.OwnedBy(other) {
+					if i.Owner == nil || i.Owner.Identity != r.Identity() || i.Owner.Replica != r.String() || !i.OwnedBy(r) || i.OwnedBy(other) {
 						t.Errorf("own spool: %+v (owner %+v)", i, i.Owner)
 					}
 					if i.Objects != 1 || i.Bytes != int64(len("pending")) {
@@ -174,7 +174,7 @@ func TestOpenReplicaSpoolAdoptsOldNames(t *testing.T) {
 func TestOpenReplicaSpoolRefusesForeignOwner(t *testing.T) {
 	root := t.TempDir()
 	r := mustOpen(t, "file:///srv/a", Options{})
-	dir := filepath.Join(root, spoolDirName(IdentityOf(r)))
+	dir := filepath.Join(root, spoolDirName(r.Identity()))
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}

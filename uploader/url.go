@@ -93,7 +93,7 @@ func parseS3URL(u *url.URL) (s3Location, error) {
 	}
 	loc.bucket = u.Host
 	if p := strings.Trim(u.Path, "/"); p != "" {
-		if err := validateKey(p); err != nil {
+		if err := ValidateKey(p); err != nil {
 			return loc, fmt.Errorf("invalid replica URL s3://%s/%s: bad prefix: %v", u.Host, p, err)
 		}
 		loc.prefix = p + "/"
