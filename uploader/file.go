@@ -49,7 +49,7 @@ func (r *fileReplica) Put(ctx context.Context, key string, src io.Reader, size i
 	}
 	dst := r.path(key)
 	dir := filepath.Dir(dst)
-	if err := mkdirAllSync(dir, 0o750); err != nil {
+	if err := durable.MkdirAll(dir, 0o750); err != nil {
 		return fmt.Errorf("%s: put %s: %w", r, key, err)
 	}
 	tmp, err := os.CreateTemp(dir, TempPrefix+"*")
@@ -197,32 +197,6 @@ func (r *fileReplica) Delete(ctx context.Context, key string) error {
 // directory.
 func notExist(err error) bool {
 	return errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR)
-}
-
-// mkdirAllSync is os.MkdirAll that also fsyncs the parent of every
-// directory it creates, so a new object's directory entry chain is as
-// durable as the object itself. mode is for the directories it creates.
-func mkdirAllSync(dir string, mode os.FileMode) error {
-	fi, err := os.Stat(dir)
-	if err == nil {
-		if !fi.IsDir() {
-			return fmt.Errorf("%s exists and is not a directory", dir)
-		}
-		return nil
-	}
-	if !errors.Is(err, fs.ErrNotExist) {
-		return err
-	}
-	parent := filepath.Dir(dir)
-	if parent != dir {
-		if err := mkdirAllSync(parent, mode); err != nil {
-			return err
-		}
-	}
-	if err := os.Mkdir(dir, mode); err != nil && !errors.Is(err, fs.ErrExist) {
-		return err
-	}
-	return durable.SyncDir(parent)
 }
 
 // ListAfter implements Replica by filtering List: a directory has no

@@ -10,6 +10,7 @@ import (
 	"github.com/tailer-backup/tailer/internal/layout"
 	"github.com/tailer-backup/tailer/lease"
 	"github.com/tailer-backup/tailer/uploader"
+	"github.com/tailer-backup/tailer/uploader/spool"
 )
 
 // Head is the newest point a replica can restore: what an operator checks
@@ -139,7 +140,7 @@ type SpoolStatus struct {
 // replica in rs owns. Their objects are uploaded only by a `tailer run`
 // given their replica.
 func Spools(root string, rs []uploader.Replica) (own []*SpoolStatus, orphans []SpoolStatus, err error) {
-	infos, err := uploader.ListSpools(root)
+	infos, err := spool.ListSpools(root)
 	if err != nil {
 		return nil, nil, err
 	}

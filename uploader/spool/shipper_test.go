@@ -1,4 +1,4 @@
-package uploader
+package spool
 
 import (
 	"bytes"
@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/tailer-backup/tailer/uploader"
 	"io"
 	"log/slog"
 	"math/rand/v2"
@@ -86,12 +87,12 @@ func (f *fakeReplica) Get(ctx context.Context, key string) (io.ReadCloser, error
 	defer f.mu.Unlock()
 	b, ok := f.objs[key]
 	if !ok {
-		return nil, ErrNotFound
+		return nil, uploader.ErrNotFound
 	}
 	return io.NopCloser(bytes.NewReader(b)), nil
 }
 
-func (f *fakeReplica) List(ctx context.Context, prefix string) ([]ObjectInfo, error) {
+func (f *fakeReplica) List(ctx context.Context, prefix string) ([]uploader.ObjectInfo, error) {
 	return nil, errors.New("fake: not implemented")
 }
 
@@ -105,7 +106,7 @@ func (f *fakeReplica) Delete(ctx context.Context, key string) error {
 func (f *fakeReplica) ReadRange(ctx context.Context, key string, off, n int64) ([]byte, error) {
 	return nil, errors.New("fake: ReadRange not used")
 }
-func (f *fakeReplica) ListAfter(ctx context.Context, prefix, startAfter string) ([]ObjectInfo, error) {
+func (f *fakeReplica) ListAfter(ctx context.Context, prefix, startAfter string) ([]uploader.ObjectInfo, error) {
 	return nil, errors.New("fake: ListAfter not used")
 }
 func (f *fakeReplica) GetVersioned(ctx context.Context, key string) ([]byte, string, error) {
@@ -149,7 +150,7 @@ func (l *logBuffer) count(s string) int {
 	return strings.Count(l.buf.String(), s)
 }
 
-func newTestShipper(t *testing.T, s *Spool, r Replica) (*Shipper, *prometheus.Registry, *logBuffer) {
+func newTestShipper(t *testing.T, s *Spool, r uploader.Replica) (*Shipper, *prometheus.Registry, *logBuffer) {
 	t.Helper()
 	reg := prometheus.NewRegistry()
 	logs := &logBuffer{}
@@ -485,10 +486,10 @@ func (f *recFake) Put(ctx context.Context, key string, r io.Reader, size int64) 
 }
 
 func (f *recFake) Get(ctx context.Context, key string) (io.ReadCloser, error) {
-	return nil, ErrNotFound
+	return nil, uploader.ErrNotFound
 }
 
-func (f *recFake) List(ctx context.Context, prefix string) ([]ObjectInfo, error) {
+func (f *recFake) List(ctx context.Context, prefix string) ([]uploader.ObjectInfo, error) {
 	return nil, errors.New("rec: not implemented")
 }
 
@@ -496,7 +497,7 @@ func (f *recFake) Delete(ctx context.Context, key string) error { return nil }
 func (f *recFake) ReadRange(ctx context.Context, key string, off, n int64) ([]byte, error) {
 	return nil, errors.New("rec: ReadRange not used")
 }
-func (f *recFake) ListAfter(ctx context.Context, prefix, startAfter string) ([]ObjectInfo, error) {
+func (f *recFake) ListAfter(ctx context.Context, prefix, startAfter string) ([]uploader.ObjectInfo, error) {
 	return nil, errors.New("rec: ListAfter not used")
 }
 func (f *recFake) GetVersioned(ctx context.Context, key string) ([]byte, string, error) {
