@@ -127,13 +127,13 @@ func (c *Config) setDefaults() error {
 	}
 	seen := map[string]uploader.Replica{}
 	for _, r := range c.Replicas {
-		if prev, ok := seen[uploader.IdentityOf(r)]; ok {
+		if prev, ok := seen[r.Identity()]; ok {
 			if prev.String() == r.String() {
 				return fmt.Errorf("replica %s is given twice", r)
 			}
-			return fmt.Errorf("replicas %s and %s are the same bucket and prefix (%s): give it once", prev, r, uploader.IdentityOf(r))
+			return fmt.Errorf("replicas %s and %s are the same bucket and prefix (%s): give it once", prev, r, r.Identity())
 		}
-		seen[uploader.IdentityOf(r)] = r
+		seen[r.Identity()] = r
 	}
 	if c.Log == nil {
 		c.Log = slog.New(slog.DiscardHandler)

@@ -17,7 +17,7 @@ import (
 	"github.com/tailer-backup/tailer/internal/promtest"
 	"github.com/tailer-backup/tailer/restore"
 	"github.com/tailer-backup/tailer/segment"
-	"github.com/tailer-backup/tailer/uploader"
+	"github.com/tailer-backup/tailer/uploader/spool"
 )
 
 // files lists the regular files under dir whose names satisfy keep.
@@ -73,7 +73,7 @@ func TestDiskGuard(t *testing.T) {
 	free.Store(total/20 - 1) // just below 5%
 	waitFor(t, "the disk guard", func() bool { return promtest.Value(t, reg, "tailer_disk_guard_active") == 1 })
 	spooled := func() int {
-		return len(files(t, filepath.Join(scratch, "spool"), func(n string) bool { return !strings.HasPrefix(n, ".") && n != uploader.SpoolOwnerFile })) +
+		return len(files(t, filepath.Join(scratch, "spool"), func(n string) bool { return !strings.HasPrefix(n, ".") && n != spool.SpoolOwnerFile })) +
 			len(files(t, filepath.Join(base, "bucket"), func(n string) bool {
 				return strings.HasSuffix(n, ".tseg") || strings.HasSuffix(n, ".texp") || n == "generation.json"
 			}))

@@ -31,7 +31,7 @@ type leaseFaults struct {
 }
 
 func (f *leaseFaults) GetVersioned(ctx context.Context, key string) ([]byte, string, error) {
-	return uploader.GetVersioned(ctx, f.Replica, key)
+	return f.Replica.GetVersioned(ctx, key)
 }
 
 func (f *leaseFaults) PutIf(ctx context.Context, key string, data []byte, ifVersion string) (string, error) {
@@ -41,7 +41,7 @@ func (f *leaseFaults) PutIf(ctx context.Context, key string, data []byte, ifVers
 	if failing {
 		return "", errors.New("injected: 503 Service Unavailable")
 	}
-	v, err := uploader.PutIf(ctx, f.Replica, key, data, ifVersion)
+	v, err := f.Replica.PutIf(ctx, key, data, ifVersion)
 	if err == nil {
 		var rec lease.Record
 		if json.Unmarshal(data, &rec) == nil {

@@ -22,6 +22,7 @@ import (
 	"github.com/tailer-backup/tailer/internal/promtest"
 	"github.com/tailer-backup/tailer/restore"
 	"github.com/tailer-backup/tailer/uploader"
+	"github.com/tailer-backup/tailer/uploader/spool"
 )
 
 // respelled is a replica under another URL spelling (as adding
@@ -35,7 +36,7 @@ type respelled struct {
 }
 
 func (r respelled) String() string   { return r.url }
-func (r respelled) Identity() string { return uploader.IdentityOf(r.Replica) }
+func (r respelled) Identity() string { return r.Replica.Identity() }
 func (r respelled) Put(ctx context.Context, key string, src io.Reader, size int64) error {
 	if r.down.Load() {
 		return errors.New("bucket unreachable")
@@ -149,12 +150,12 @@ func TestOrphanedSpoolIsReported(t *testing.T) {
 	primary := filepath.Join(base, "primary")
 	w := newWriter(t, primary)
 	w.tx(t)
-	spool := filepath.Join(base, "scratch", "spool")
+	spoolRoot := filepath.Join(base, "scratch", "spool")
 	gone, err := uploader.Open(context.Background(), "file://"+filepath.Join(base, "old-bucket"), uploader.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	sp, _, err := uploader.OpenReplicaSpool(spool, gone)
+	sp, _, err := spool.OpenReplicaSpool(spoolRoot, gone)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/tailer-backup/tailer/lease"
 	"github.com/tailer-backup/tailer/uploader"
+	"github.com/tailer-backup/tailer/uploader/spool"
 )
 
 // target is one replica the agent ships to, with its own spool, uploader
@@ -17,8 +18,8 @@ import (
 // back the others nor the tailing.
 type target struct {
 	r       uploader.Replica
-	spool   *uploader.Spool
-	shipper *uploader.Shipper
+	spool   *spool.Spool
+	shipper *spool.Shipper
 	lease   *lease.Holder
 	// detached: its spool reached SpoolMaxBytes, so new objects are not
 	// queued for it any more; once its spool has drained, a new generation
@@ -37,7 +38,7 @@ func openTargets(cfg Config) ([]*target, error) {
 	var out []*target
 	owned := map[string]bool{}
 	for _, r := range cfg.Replicas {
-		sp, moved, err := uploader.OpenReplicaSpool(cfg.Spool, r)
+		sp, moved, err := spool.OpenReplicaSpool(cfg.Spool, r)
 		if err != nil {
 			return nil, fmt.Errorf("open the spool for %s under %s: %w", r, cfg.Spool, err)
 		}
@@ -46,7 +47,7 @@ func openTargets(cfg Config) ([]*target, error) {
 		}
 		owned[sp.Dir()] = true
 		reg := prometheus.WrapRegistererWith(prometheus.Labels{"replica": r.String()}, cfg.Registry)
-		out = append(out, &target{r: r, spool: sp, shipper: uploader.NewShipper(sp, r, reg, cfg.Log)})
+		out = append(out, &target{r: r, spool: sp, shipper: spool.NewShipper(sp, r, reg, cfg.Log)})
 	}
 	return out, reportOrphans(cfg, owned)
 }
@@ -55,7 +56,7 @@ func openTargets(cfg Config) ([]*target, error) {
 // of the configured replicas owns: their objects are not uploaded by this
 // run, and the operator must decide.
 func reportOrphans(cfg Config, owned map[string]bool) error {
-	infos, err := uploader.ListSpools(cfg.Spool)
+	infos, err := spool.ListSpools(cfg.Spool)
 	if err != nil {
 		return err
 	}

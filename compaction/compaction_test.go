@@ -290,7 +290,7 @@ func TestGracePeriod(t *testing.T) {
 		}
 		if i < 2 {
 			for _, k := range planned {
-				if _, err := uploader.ReadRange(ctx, f.r, k, 0, 8); err != nil {
+				if _, err := f.r.ReadRange(ctx, k, 0, 8); err != nil {
 					t.Fatalf("run %d: %s, planned before compaction, is gone: %v", i, k, err)
 				}
 			}

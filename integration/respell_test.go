@@ -13,6 +13,7 @@ import (
 	"github.com/tailer-backup/tailer/internal/miniotest"
 	"github.com/tailer-backup/tailer/internal/promtest"
 	"github.com/tailer-backup/tailer/uploader"
+	"github.com/tailer-backup/tailer/uploader/spool"
 )
 
 // TestReplicasRespelledURL: tailer stops during a bucket outage with
@@ -71,7 +72,7 @@ func TestReplicasRespelledURL(t *testing.T) {
 	e.stopTailer()
 	// Every spool directory was uploaded: none is left orphaned under the
 	// old spelling's name.
-	spools, err := uploader.ListSpools(filepath.Join(dir, "scratch", "spool"))
+	spools, err := spool.ListSpools(filepath.Join(dir, "scratch", "spool"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -108,7 +108,14 @@ func (f *fakeReplica) List(context.Context, string) ([]uploader.ObjectInfo, erro
 func (f *fakeReplica) Delete(context.Context, string) error {
 	return errors.New("fake: Delete not used by the lease")
 }
-func (f *fakeReplica) String() string { return "fake://lease" }
+func (f *fakeReplica) ReadRange(context.Context, string, int64, int64) ([]byte, error) {
+	return nil, errors.New("fake: ReadRange not used by the lease")
+}
+func (f *fakeReplica) ListAfter(context.Context, string, string) ([]uploader.ObjectInfo, error) {
+	return nil, errors.New("fake: ListAfter not used by the lease")
+}
+func (f *fakeReplica) String() string   { return "fake://lease" }
+func (f *fakeReplica) Identity() string { return f.String() }
 
 // fakeClock is a clock the test moves by hand.
 type fakeClock struct {

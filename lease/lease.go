@@ -136,7 +136,7 @@ func Acquire(ctx context.Context, r uploader.Replica, opts Options) (*Holder, er
 	h.owner = h.rec.Owner
 	deadline := now.Add(opts.Wait)
 	for {
-		raw, version, err := uploader.GetVersioned(ctx, r, Key)
+		raw, version, err := r.GetVersioned(ctx, Key)
 		var cur Record
 		switch {
 		case errors.Is(err, uploader.ErrNotFound):
@@ -196,7 +196,7 @@ func (h *Holder) write(ctx context.Context, ttl time.Duration) error {
 	// At most twice: a second write only follows adopting our own
 	// earlier write's version.
 	for range 2 {
-		v, err := uploader.PutIf(ctx, h.r, Key, raw, version)
+		v, err := h.r.PutIf(ctx, Key, raw, version)
 		if err == nil {
 			h.rec = next
 			h.confirm(v, next.Renewed)
@@ -205,7 +205,7 @@ func (h *Holder) write(ctx context.Context, ttl time.Duration) error {
 		if !errors.Is(err, uploader.ErrPreconditionFailed) {
 			return err
 		}
-		cur, curVersion, rerr := uploader.GetVersioned(ctx, h.r, Key)
+		cur, curVersion, rerr := h.r.GetVersioned(ctx, Key)
 		if errors.Is(rerr, uploader.ErrNotFound) {
 			return err
 		}

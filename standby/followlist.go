@@ -8,7 +8,6 @@ import (
 
 	"github.com/tailer-backup/tailer/internal/catalog"
 	"github.com/tailer-backup/tailer/internal/layout"
-	"github.com/tailer-backup/tailer/uploader"
 )
 
 // fullListEvery bounds how long a follower relies on narrow listings: a
@@ -62,12 +61,12 @@ func (f *follower) listAll(ctx context.Context) ([]layout.Generation, error) {
 func (f *follower) listNew(ctx context.Context) ([]layout.Generation, error) {
 	r, cur := f.opts.Replica, f.known.ID
 	segPrefix := layout.Root + cur + "/segments/"
-	segs, err := uploader.ListAfter(ctx, r, segPrefix, segPrefix+fmt.Sprintf("%016x", f.pos+1))
+	segs, err := r.ListAfter(ctx, segPrefix, segPrefix+fmt.Sprintf("%016x", f.pos+1))
 	if err != nil {
 		return nil, err
 	}
 	// "0" sorts right after "/": past every key of the current generation.
-	newer, err := uploader.ListAfter(ctx, r, layout.Root, layout.Root+cur+"0")
+	newer, err := r.ListAfter(ctx, layout.Root, layout.Root+cur+"0")
 	if err != nil {
 		return nil, err
 	}

@@ -33,7 +33,7 @@ func (c *listCounter) List(ctx context.Context, prefix string) ([]uploader.Objec
 }
 
 func (c *listCounter) ListAfter(ctx context.Context, prefix, after string) ([]uploader.ObjectInfo, error) {
-	objs, err := uploader.ListAfter(ctx, c.Replica, prefix, after)
+	objs, err := c.Replica.ListAfter(ctx, prefix, after)
 	c.mu.Lock()
 	c.narrowCalls++
 	c.narrowKey += len(objs)

@@ -1,17 +1,23 @@
-// Package uploader moves sealed tailer objects (segments, exports,
-// generation.json) from the local machine to a replica: an S3-compatible
-// bucket or a local directory.
+// Package uploader is tailer's side of a replica: the [Replica] contract
+// every destination meets, its two backends and the encryption wrapper.
+// Moving sealed objects there (the durable spool and the shipper that
+// drains it) is package uploader/spool's job.
 //
-// Three pieces, each with one job:
+// One place per piece:
 //
-//   - [Replica] is a bucket-like destination with atomic, immutable
-//     objects. [Open] builds one from a replica URL (s3://BUCKET/PREFIX or
-//     file:///ABS/DIR); both backends pass the same conformance suite.
-//   - [Spool] is a durable local queue: once [SpoolFile.Commit] returns,
-//     the object survives a crash, a reboot or a bucket outage.
-//   - [Shipper] drains the spool into the replica, oldest first, retrying
-//     with capped exponential backoff, and removes a spool file only after
-//     the replica confirmed the upload.
+//   - replica.go: the [Replica] interface — atomic Put, read-after-write,
+//     ranged reads, List and ListAfter, conditional writes (PutIf, the
+//     lease's base) — the errors it returns, and key validation.
+//     Package uploader/conformance is the test suite every
+//     implementation passes.
+//   - open.go: [Open] builds one from a replica URL (s3://BUCKET/PREFIX
+//     or file:///ABS/DIR) and [Options].
+//   - s3*.go: the S3 backend, its retrying HTTP client and its identity.
+//   - file.go: the directory backend.
+//   - encrypt*.go: [Encrypted], which seals every object client-side,
+//     and its keys; [Unencrypted], which refuses to hand encrypted
+//     objects to the format parsers.
+//   - download.go: [Download], an atomic, durable copy of one object.
 //
 // # Retries
 //
@@ -33,8 +39,9 @@
 //     that was applied but whose response was lost would be refused as
 //     if another writer had won; the lease re-reads the object instead.
 //
-// Above that, the [Shipper]'s backoff (0.5 s doubling to 30 s, jittered)
-// is not a retry of the same request but the outage loop: the object
+// Above that, the backoff of the shipper in uploader/spool (0.5 s
+// doubling to 30 s, jittered) is not a retry of the same request but the
+// outage loop: the object
 // stays in the spool and its whole upload is tried again later, forever,
 // in commit order. A replaced Options.HTTPClient brings its own retries
 // or none.
@@ -44,6 +51,6 @@
 // machine; the spool stays plaintext. The object format, and why whole
 // objects are encrypted, is described at the top of encrypt.go.
 //
-// The package has no global state: metrics are registered on a caller's
-// prometheus.Registerer and logging goes to a caller's *slog.Logger.
+// The package has no global state: logging goes to a caller's
+// *slog.Logger.
 package uploader

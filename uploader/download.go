@@ -22,7 +22,7 @@ func Download(ctx context.Context, r Replica, key, path string) (n int64, err er
 	}
 	defer rc.Close()
 	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, tempPrefix+filepath.Base(path)+"-*")
+	tmp, err := os.CreateTemp(dir, TempPrefix+filepath.Base(path)+"-*")
 	if err != nil {
 		return 0, fmt.Errorf("download %s from %s to %s: %w", key, r, path, err)
 	}

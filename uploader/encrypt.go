@@ -232,8 +232,9 @@ const maxCached = 1 << 18
 // written; every key reads, so a key can be rotated by putting the new
 // one first and keeping the old ones for old objects. A passphrase key
 // reads the replica's keys.json on first use and, on the first write with
-// it, creates it. The result also supports ReadRange (and so
-// ObjectReaderAt) and GetVersioned/PutIf when r does. List reports
+// it, creates it. ReadRange (and so ObjectReaderAt) fetches only the chunks
+// a range covers; GetVersioned/PutIf open and seal whole objects and
+// compare the stored object's version. List reports
 // plaintext sizes and leaves keys.json out.
 func Encrypted(r Replica, keys ...Key) (Replica, error) {
 	return newEncrypted(r, keys, rand.Reader, defaultKDF)
@@ -265,7 +266,7 @@ func (e *encrypted) String() string { return e.r.String() }
 
 // Identity is the wrapped replica's: encryption happens on upload, the
 // spool holds plaintext, so it stays keyed by the bucket alone.
-func (e *encrypted) Identity() string { return IdentityOf(e.r) }
+func (e *encrypted) Identity() string { return e.r.Identity() }
 
 // objHeader is a parsed object header and the AEAD for its chunks.
 type objHeader struct {
@@ -628,9 +629,9 @@ func (e *encrypted) List(ctx context.Context, prefix string) ([]ObjectInfo, erro
 	return e.plainSizes(objs), nil
 }
 
-// ListAfter implements AfterLister (keys are not encrypted).
+// ListAfter implements Replica (keys are not encrypted).
 func (e *encrypted) ListAfter(ctx context.Context, prefix, startAfter string) ([]ObjectInfo, error) {
-	objs, err := ListAfter(ctx, e.r, prefix, startAfter)
+	objs, err := e.r.ListAfter(ctx, prefix, startAfter)
 	if err != nil {
 		return nil, err
 	}
@@ -645,7 +646,7 @@ func (e *encrypted) plainSizes(objs []ObjectInfo) []ObjectInfo {
 	out := objs[:0]
 	for _, o := range objs {
 		if o.Key == KeysObject || o.Key == KeysObject+".lock" {
-			continue // the wrapper's own (and the directory replica's lock beside it): no backup object
+			continue // the wrapper's own (and the lock file older directory replicas kept beside it): no backup object
 		}
 		e.rememberLocked(o.Key, o.Size)
 		if p, ok := plainSize(o.Size); ok {
@@ -704,26 +705,28 @@ func (e *encrypted) storedSize(ctx context.Context, key string) (int64, error) {
 	return 0, fmt.Errorf("%s: read %s: %w", e.r, key, ErrNotFound)
 }
 
-// readRange implements ranged reads: it fetches the whole chunks covering
+// ReadRange implements Replica: it fetches the whole chunks covering
 // [off, off+n) of the plaintext, in one request once the object's header
 // and stored size are known, and authenticates each.
-func (e *encrypted) readRange(ctx context.Context, key string, off, n int64) ([]byte, error) {
-	rr, ok := e.r.(rangeReader)
-	if !ok {
-		return nil, fmt.Errorf("%s: ranged reads are not supported", e.r)
+func (e *encrypted) ReadRange(ctx context.Context, key string, off, n int64) ([]byte, error) {
+	if err := ValidateKey(key); err != nil {
+		return nil, fmt.Errorf("%s: read: %w", e.r, err)
 	}
-	b, err := e.readRangeOnce(ctx, rr, key, off, n, true)
+	if err := checkRange(e.r, key, off, n); err != nil || n == 0 {
+		return nil, err
+	}
+	b, err := e.readRangeOnce(ctx, key, off, n, true)
 	if errors.Is(err, ErrTampered) {
 		// Maybe only our cached size or header is stale (the object was
 		// uploaded again): start over from the replica before calling it
 		// damaged.
 		e.forget(key)
-		b, err = e.readRangeOnce(ctx, rr, key, off, n, false)
+		b, err = e.readRangeOnce(ctx, key, off, n, false)
 	}
 	return b, err
 }
 
-func (e *encrypted) readRangeOnce(ctx context.Context, rr rangeReader, key string, off, n int64, cached bool) ([]byte, error) {
+func (e *encrypted) readRangeOnce(ctx context.Context, key string, off, n int64, cached bool) ([]byte, error) {
 	stored, err := e.storedSize(ctx, key)
 	if err != nil {
 		return nil, err
@@ -737,7 +740,7 @@ func (e *encrypted) readRangeOnce(ctx context.Context, rr rangeReader, key strin
 	readHeader := func() (*objHeader, error) {
 		var hb []byte
 		if stored > 0 {
-			if hb, err = rr.readRange(ctx, key, 0, min(encHeaderLen, stored)); err != nil {
+			if hb, err = e.r.ReadRange(ctx, key, 0, min(encHeaderLen, stored)); err != nil {
 				return nil, err
 			}
 		}
@@ -768,7 +771,7 @@ func (e *encrypted) readRangeOnce(ctx context.Context, rr rangeReader, key strin
 			return nil, err
 		}
 	}
-	data, err := rr.readRange(ctx, key, cStart, cEnd-cStart)
+	data, err := e.r.ReadRange(ctx, key, cStart, cEnd-cStart)
 	if err != nil {
 		return nil, err
 	}
@@ -802,14 +805,10 @@ func (e *encrypted) readRangeOnce(ctx context.Context, rr rangeReader, key strin
 	return out[lo : lo+n], nil
 }
 
-// getVersioned implements conditional reads (the lease): the version is
-// the stored object's, which is what putIf compares.
-func (e *encrypted) getVersioned(ctx context.Context, key string) ([]byte, string, error) {
-	c, ok := e.r.(conditional)
-	if !ok {
-		return nil, "", fmt.Errorf("%s: conditional writes are not supported", e.r)
-	}
-	data, ver, err := c.getVersioned(ctx, key)
+// GetVersioned implements Replica (the lease): the version is the stored
+// object's, which is what PutIf compares.
+func (e *encrypted) GetVersioned(ctx context.Context, key string) ([]byte, string, error) {
+	data, ver, err := e.r.GetVersioned(ctx, key)
 	if err != nil {
 		return nil, "", err
 	}
@@ -820,12 +819,8 @@ func (e *encrypted) getVersioned(ctx context.Context, key string) ([]byte, strin
 	return plain, ver, nil
 }
 
-// putIf implements conditional writes, sealing data first.
-func (e *encrypted) putIf(ctx context.Context, key string, data []byte, ifVersion string) (string, error) {
-	c, ok := e.r.(conditional)
-	if !ok {
-		return "", fmt.Errorf("%s: conditional writes are not supported", e.r)
-	}
+// PutIf implements Replica, sealing data first.
+func (e *encrypted) PutIf(ctx context.Context, key string, data []byte, ifVersion string) (string, error) {
 	h, err := e.newHeader(ctx)
 	if err != nil {
 		return "", fmt.Errorf("%s: put %s: %w", e.r, key, err)
@@ -835,7 +830,7 @@ func (e *encrypted) putIf(ctx context.Context, key string, data []byte, ifVersio
 		return "", fmt.Errorf("%s: put %s: %w", e.r, key, err)
 	}
 	e.forget(key)
-	return c.putIf(ctx, key, sealed, ifVersion)
+	return e.r.PutIf(ctx, key, sealed, ifVersion)
 }
 
 // Unencrypted wraps a replica opened without an encryption key: it reads
@@ -851,7 +846,7 @@ type unencrypted struct{ r Replica }
 func (u *unencrypted) String() string { return u.r.String() }
 
 // Identity is the wrapped replica's (see encrypted.Identity).
-func (u *unencrypted) Identity() string { return IdentityOf(u.r) }
+func (u *unencrypted) Identity() string { return u.r.Identity() }
 func (u *unencrypted) Put(ctx context.Context, key string, r io.Reader, size int64) error {
 	return u.r.Put(ctx, key, r, size)
 }
@@ -859,7 +854,7 @@ func (u *unencrypted) List(ctx context.Context, prefix string) ([]ObjectInfo, er
 	return u.r.List(ctx, prefix)
 }
 func (u *unencrypted) ListAfter(ctx context.Context, prefix, startAfter string) ([]ObjectInfo, error) {
-	return ListAfter(ctx, u.r, prefix, startAfter)
+	return u.r.ListAfter(ctx, prefix, startAfter)
 }
 func (u *unencrypted) Delete(ctx context.Context, key string) error { return u.r.Delete(ctx, key) }
 
@@ -891,36 +886,24 @@ func (u *unencrypted) Get(ctx context.Context, key string) (io.ReadCloser, error
 	}{br, rc}, nil
 }
 
-func (u *unencrypted) readRange(ctx context.Context, key string, off, n int64) ([]byte, error) {
-	rr, ok := u.r.(rangeReader)
-	if !ok {
-		return nil, fmt.Errorf("%s: ranged reads are not supported", u.r)
-	}
-	b, err := rr.readRange(ctx, key, off, n)
+func (u *unencrypted) ReadRange(ctx context.Context, key string, off, n int64) ([]byte, error) {
+	b, err := u.r.ReadRange(ctx, key, off, n)
 	if err == nil && off == 0 {
 		err = u.check(key, b)
 	}
 	return b, err
 }
 
-func (u *unencrypted) getVersioned(ctx context.Context, key string) ([]byte, string, error) {
-	c, ok := u.r.(conditional)
-	if !ok {
-		return nil, "", fmt.Errorf("%s: conditional writes are not supported", u.r)
-	}
-	b, v, err := c.getVersioned(ctx, key)
+func (u *unencrypted) GetVersioned(ctx context.Context, key string) ([]byte, string, error) {
+	b, v, err := u.r.GetVersioned(ctx, key)
 	if err == nil {
 		err = u.check(key, b)
 	}
 	return b, v, err
 }
 
-func (u *unencrypted) putIf(ctx context.Context, key string, data []byte, ifVersion string) (string, error) {
-	c, ok := u.r.(conditional)
-	if !ok {
-		return "", fmt.Errorf("%s: conditional writes are not supported", u.r)
-	}
-	return c.putIf(ctx, key, data, ifVersion)
+func (u *unencrypted) PutIf(ctx context.Context, key string, data []byte, ifVersion string) (string, error) {
+	return u.r.PutIf(ctx, key, data, ifVersion)
 }
 
 // keyHint names, in errors, where the replica's key comes from (the

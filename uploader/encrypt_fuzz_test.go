@@ -28,7 +28,11 @@ type hostileReplica struct {
 	bad     error // a range no caller may ask for: the backends allocate n first
 }
 
-func (h *hostileReplica) String() string { return "mem://hostile" }
+func (h *hostileReplica) String() string   { return "mem://hostile" }
+func (h *hostileReplica) Identity() string { return h.String() }
+func (h *hostileReplica) ListAfter(ctx context.Context, prefix, startAfter string) ([]ObjectInfo, error) {
+	return nil, fmt.Errorf("hostile: ListAfter not used")
+}
 func (h *hostileReplica) Put(ctx context.Context, key string, r io.Reader, size int64) error {
 	return fmt.Errorf("read-only")
 }
@@ -42,7 +46,7 @@ func (h *hostileReplica) Get(ctx context.Context, key string) (io.ReadCloser, er
 func (h *hostileReplica) List(ctx context.Context, prefix string) ([]ObjectInfo, error) {
 	return []ObjectInfo{{Key: h.key, Size: h.stated}}, nil
 }
-func (h *hostileReplica) readRange(ctx context.Context, key string, off, n int64) ([]byte, error) {
+func (h *hostileReplica) ReadRange(ctx context.Context, key string, off, n int64) ([]byte, error) {
 	h.mu.Lock()
 	h.longest = max(h.longest, n)
 	if off < 0 || n <= 0 {
@@ -57,13 +61,13 @@ func (h *hostileReplica) readRange(ctx context.Context, key string, off, n int64
 	}
 	return bytes.Clone(h.data[off : off+n]), nil
 }
-func (h *hostileReplica) getVersioned(ctx context.Context, key string) ([]byte, string, error) {
+func (h *hostileReplica) GetVersioned(ctx context.Context, key string) ([]byte, string, error) {
 	if key != h.key {
 		return nil, "", ErrNotFound
 	}
 	return bytes.Clone(h.data), "v", nil
 }
-func (h *hostileReplica) putIf(ctx context.Context, key string, data []byte, ifVersion string) (string, error) {
+func (h *hostileReplica) PutIf(ctx context.Context, key string, data []byte, ifVersion string) (string, error) {
 	return "", fmt.Errorf("read-only")
 }
 
@@ -114,7 +118,7 @@ func FuzzEncryptedReader(f *testing.F) {
 				t.Fatalf("Get gave %d bytes out of %d (err %v)", len(out), len(data), err)
 			}
 		}
-		if out, _, err := open().getVersioned(ctx, name); err == nil && len(out) > len(data) {
+		if out, _, err := open().GetVersioned(ctx, name); err == nil && len(out) > len(data) {
 			t.Fatalf("getVersioned gave %d bytes out of %d", len(out), len(data))
 		}
 		if _, err := open().List(ctx, ""); err != nil {
@@ -122,7 +126,7 @@ func FuzzEncryptedReader(f *testing.F) {
 		}
 		e := open()
 		for range 2 { // the second read goes through the cached size and header
-			out, err := ReadRange(ctx, e, name, off, n)
+			out, err := e.ReadRange(ctx, name, off, n)
 			if err == nil && (int64(len(out)) != n || n > int64(len(data))) {
 				t.Fatalf("ReadRange(%d, %d) gave %d bytes of an object of %d", off, n, len(out), len(data))
 			}

@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"testing"
 
 	"github.com/tailer-backup/tailer/internal/miniotest"
@@ -34,33 +33,6 @@ func mustEncrypted(t *testing.T, r Replica, key []byte) Replica {
 		t.Fatal(err)
 	}
 	return e
-}
-
-// TestEncryptedConformance: the wrapper meets the same contract as the
-// backends it wraps, on a directory and on MinIO (multipart included).
-func TestEncryptedConformance(t *testing.T) {
-	t.Parallel()
-	t.Run("file", func(t *testing.T) {
-		t.Parallel()
-		runConformance(t, func(t *testing.T) Replica { return mustEncrypted(t, newTestFileReplica(t), testKey(1)) })
-	})
-	t.Run("file with a passphrase", func(t *testing.T) {
-		t.Parallel()
-		// keys.json, created by the first write, stays out of the listings.
-		runConformance(t, func(t *testing.T) Replica {
-			return newTestEncrypted(t, newTestFileReplica(t), cheapKDF, parseKey(t, "passphrase: conformance passphrase"))
-		})
-	})
-	t.Run("minio", func(t *testing.T) {
-		t.Parallel()
-		srv := miniotest.Start(t)
-		srv.CreateBucket("enc")
-		var n atomic.Int64
-		runConformance(t, func(t *testing.T) Replica {
-			u := srv.URL("enc", fmt.Sprintf("tailer/case%d", n.Add(1)))
-			return mustEncrypted(t, openS3(t, srv, u, Options{MultipartThreshold: testThreshold}), testKey(1))
-		})
-	})
 }
 
 func TestPlainSizeInvertsCipherSize(t *testing.T) {
@@ -139,7 +111,7 @@ func TestEncryptedRoundTrip(t *testing.T) {
 		fresh := mustEncrypted(t, raw, testKey(1))
 		for _, rr := range []Replica{r, fresh} {
 			for _, c := range rs {
-				got, err := ReadRange(ctx, rr, key, c.off, c.n)
+				got, err := rr.ReadRange(ctx, key, c.off, c.n)
 				if err != nil {
 					t.Fatalf("%s: ReadRange(%d, %d): %v", key, c.off, c.n, err)
 				}
@@ -147,7 +119,7 @@ func TestEncryptedRoundTrip(t *testing.T) {
 					t.Fatalf("%s: ReadRange(%d, %d) differs", key, c.off, c.n)
 				}
 			}
-			if _, err := ReadRange(ctx, rr, key, int64(size), 1); !errors.Is(err, io.ErrUnexpectedEOF) {
+			if _, err := rr.ReadRange(ctx, key, int64(size), 1); !errors.Is(err, io.ErrUnexpectedEOF) {
 				t.Fatalf("%s: read past the end: %v, want io.ErrUnexpectedEOF", key, err)
 			}
 		}
@@ -158,7 +130,7 @@ func TestEncryptedRoundTrip(t *testing.T) {
 			}
 		}
 	}
-	if _, err := ReadRange(ctx, r, "gen/none", 0, 1); !errors.Is(err, ErrNotFound) {
+	if _, err := r.ReadRange(ctx, "gen/none", 0, 1); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("ranged read of a missing object: %v, want ErrNotFound", err)
 	}
 }
@@ -173,11 +145,11 @@ func TestEncryptedReuploadWithCachedHeader(t *testing.T) {
 	a, b := mustEncrypted(t, raw, testKey(1)), mustEncrypted(t, raw, testKey(1))
 	data := randomBytes(3*encChunk, 9)
 	put(t, a, "seg", data)
-	if _, err := ReadRange(ctx, a, "seg", 2*encChunk, 10); err != nil {
+	if _, err := a.ReadRange(ctx, "seg", 2*encChunk, 10); err != nil {
 		t.Fatal(err)
 	}
 	put(t, b, "seg", data)
-	got, err := ReadRange(ctx, a, "seg", 2*encChunk+5, 10)
+	got, err := a.ReadRange(ctx, "seg", 2*encChunk+5, 10)
 	if err != nil || !bytes.Equal(got, data[2*encChunk+5:2*encChunk+15]) {
 		t.Fatalf("read after another process re-uploaded: %v", err)
 	}
@@ -197,7 +169,7 @@ func TestEncryptedWrongAndMissingKey(t *testing.T) {
 		!strings.Contains(err.Error(), "check the encryption key") {
 		t.Fatalf("wrong key: %v", err)
 	}
-	if _, err := ReadRange(ctx, other, "generations/g/generation.json", 5, 3); !errors.Is(err, ErrWrongKey) {
+	if _, err := other.ReadRange(ctx, "generations/g/generation.json", 5, 3); !errors.Is(err, ErrWrongKey) {
 		t.Fatalf("wrong key, ranged: %v", err)
 	}
 
@@ -206,7 +178,7 @@ func TestEncryptedWrongAndMissingKey(t *testing.T) {
 	if !errors.Is(err, ErrEncrypted) || !strings.Contains(err.Error(), "give its key with the encryption key") || !strings.Contains(err.Error(), "is encrypted") {
 		t.Fatalf("missing key: %v", err)
 	}
-	if _, err := ReadRange(ctx, plain, "generations/g/generation.json", 0, 16); !errors.Is(err, ErrEncrypted) {
+	if _, err := plain.ReadRange(ctx, "generations/g/generation.json", 0, 16); !errors.Is(err, ErrEncrypted) {
 		t.Fatalf("missing key, ranged: %v", err)
 	}
 	// Without a key, plaintext passes through untouched.
@@ -221,7 +193,7 @@ func TestEncryptedWrongAndMissingKey(t *testing.T) {
 	if _, err := r.Get(ctx, "p"); !errors.Is(err, ErrNotEncrypted) || !strings.Contains(err.Error(), "is not encrypted") {
 		t.Fatalf("plaintext object read with a key: %v", err)
 	}
-	if _, err := ReadRange(ctx, r, "p", 0, 4); !errors.Is(err, ErrNotEncrypted) {
+	if _, err := r.ReadRange(ctx, "p", 0, 4); !errors.Is(err, ErrNotEncrypted) {
 		t.Fatalf("plaintext object read in place with a key: %v", err)
 	}
 }
@@ -295,7 +267,7 @@ func TestEncryptedTampering(t *testing.T) {
 			// A ranged read of the damaged chunk fails too (through a
 			// fresh wrapper: the stored size comes from the replica).
 			off := int64(c.chunk)*encChunk + 3
-			if _, err := ReadRange(ctx, mustEncrypted(t, raw, testKey(1)), key, off, 10); !errors.Is(err, ErrTampered) {
+			if _, err := mustEncrypted(t, raw, testKey(1)).ReadRange(ctx, key, off, 10); !errors.Is(err, ErrTampered) {
 				t.Fatalf("ReadRange(%d, 10): %v, want ErrTampered", off, err)
 			}
 		})
@@ -341,35 +313,35 @@ func TestEncryptedConditional(t *testing.T) {
 			ctx := context.Background()
 			raw := open(t)
 			r := mustEncrypted(t, raw, testKey(1))
-			v1, err := PutIf(ctx, r, "lease.json", []byte(`{"holder":"host-a"}`), "")
+			v1, err := r.PutIf(ctx, "lease.json", []byte(`{"holder":"host-a"}`), "")
 			if err != nil {
 				t.Fatal(err)
 			}
-			if _, err := PutIf(ctx, r, "lease.json", []byte(`{"holder":"host-b"}`), ""); !errors.Is(err, ErrPreconditionFailed) {
+			if _, err := r.PutIf(ctx, "lease.json", []byte(`{"holder":"host-b"}`), ""); !errors.Is(err, ErrPreconditionFailed) {
 				t.Fatalf("create over an existing lease: %v, want ErrPreconditionFailed", err)
 			}
-			got, v, err := GetVersioned(ctx, r, "lease.json")
+			got, v, err := r.GetVersioned(ctx, "lease.json")
 			if err != nil || string(got) != `{"holder":"host-a"}` || v != v1 {
 				t.Fatalf("GetVersioned = %q %q %v (want version %q)", got, v, err, v1)
 			}
-			v2, err := PutIf(ctx, r, "lease.json", []byte(`{"holder":"host-a","renewed":1}`), v1)
+			v2, err := r.PutIf(ctx, "lease.json", []byte(`{"holder":"host-a","renewed":1}`), v1)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if _, err := PutIf(ctx, r, "lease.json", []byte(`{"holder":"host-b"}`), v1); !errors.Is(err, ErrPreconditionFailed) {
+			if _, err := r.PutIf(ctx, "lease.json", []byte(`{"holder":"host-b"}`), v1); !errors.Is(err, ErrPreconditionFailed) {
 				t.Fatalf("write with a stale version: %v, want ErrPreconditionFailed", err)
 			}
-			if got, v, err := GetVersioned(ctx, r, "lease.json"); err != nil || v != v2 || !strings.Contains(string(got), "renewed") {
+			if got, v, err := r.GetVersioned(ctx, "lease.json"); err != nil || v != v2 || !strings.Contains(string(got), "renewed") {
 				t.Fatalf("GetVersioned after renew = %q %q %v", got, v, err)
 			}
-			stored, _, err := GetVersioned(ctx, raw, "lease.json")
+			stored, _, err := raw.GetVersioned(ctx, "lease.json")
 			if err != nil || !bytes.HasPrefix(stored, []byte(encMagic)) || bytes.Contains(stored, []byte("holder")) {
 				t.Fatalf("stored lease is not ciphertext: %q %v", stored, err)
 			}
-			if _, _, err := GetVersioned(ctx, mustEncrypted(t, raw, testKey(2)), "lease.json"); !errors.Is(err, ErrWrongKey) {
+			if _, _, err := mustEncrypted(t, raw, testKey(2)).GetVersioned(ctx, "lease.json"); !errors.Is(err, ErrWrongKey) {
 				t.Fatalf("lease with the wrong key: %v", err)
 			}
-			if _, _, err := GetVersioned(ctx, Unencrypted(raw), "lease.json"); !errors.Is(err, ErrEncrypted) {
+			if _, _, err := Unencrypted(raw).GetVersioned(ctx, "lease.json"); !errors.Is(err, ErrEncrypted) {
 				t.Fatalf("lease without a key: %v", err)
 			}
 		})

@@ -127,7 +127,7 @@ func TestEncryptVectors(t *testing.T) {
 				}
 				if len(plain) > 10 {
 					off := int64(len(plain) - 10)
-					if got, err := ReadRange(ctx, r, v.Object, off, 10); err != nil || !bytes.Equal(got, plain[off:]) {
+					if got, err := r.ReadRange(ctx, v.Object, off, 10); err != nil || !bytes.Equal(got, plain[off:]) {
 						t.Fatalf("%s in place: %v", path, err)
 					}
 				}

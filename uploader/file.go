@@ -1,7 +1,10 @@
 package uploader
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -28,7 +31,7 @@ func newFileReplica(root string) *fileReplica { return &fileReplica{root: root} 
 // String returns the file:// URL of the directory.
 func (r *fileReplica) String() string { return "file://" + filepath.ToSlash(r.root) }
 
-// Identity implements Identifier: the file:// URL of the cleaned absolute
+// Identity implements Replica: the file:// URL of the cleaned absolute
 // directory, which is what String shows already.
 func (r *fileReplica) Identity() string { return r.String() }
 
@@ -38,7 +41,7 @@ func (r *fileReplica) path(key string) string {
 
 // Put implements Replica.
 func (r *fileReplica) Put(ctx context.Context, key string, src io.Reader, size int64) (err error) {
-	if err := validateKey(key); err != nil {
+	if err := ValidateKey(key); err != nil {
 		return fmt.Errorf("%s: put: %w", r, err)
 	}
 	if err := ctx.Err(); err != nil {
@@ -46,10 +49,10 @@ func (r *fileReplica) Put(ctx context.Context, key string, src io.Reader, size i
 	}
 	dst := r.path(key)
 	dir := filepath.Dir(dst)
-	if err := mkdirAllSync(dir, 0o750); err != nil {
+	if err := durable.MkdirAll(dir, 0o750); err != nil {
 		return fmt.Errorf("%s: put %s: %w", r, key, err)
 	}
-	tmp, err := os.CreateTemp(dir, tempPrefix+"*")
+	tmp, err := os.CreateTemp(dir, TempPrefix+"*")
 	if err != nil {
 		return fmt.Errorf("%s: put %s: %w", r, key, err)
 	}
@@ -87,7 +90,7 @@ func (r *fileReplica) Put(ctx context.Context, key string, src io.Reader, size i
 
 // Get implements Replica. The returned reader stops when ctx ends.
 func (r *fileReplica) Get(ctx context.Context, key string) (io.ReadCloser, error) {
-	if err := validateKey(key); err != nil {
+	if err := ValidateKey(key); err != nil {
 		return nil, fmt.Errorf("%s: get: %w", r, err)
 	}
 	if err := ctx.Err(); err != nil {
@@ -139,7 +142,7 @@ func (r *fileReplica) List(ctx context.Context, prefix string) ([]ObjectInfo, er
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if !d.Type().IsRegular() || strings.HasPrefix(d.Name(), tempPrefix) {
+		if !d.Type().IsRegular() || strings.HasPrefix(d.Name(), TempPrefix) {
 			return nil
 		}
 		rel, err := filepath.Rel(r.root, p)
@@ -170,7 +173,7 @@ func (r *fileReplica) List(ctx context.Context, prefix string) ([]ObjectInfo, er
 
 // Delete implements Replica.
 func (r *fileReplica) Delete(ctx context.Context, key string) error {
-	if err := validateKey(key); err != nil {
+	if err := ValidateKey(key); err != nil {
 		return fmt.Errorf("%s: delete: %w", r, err)
 	}
 	if err := ctx.Err(); err != nil {
@@ -196,28 +199,100 @@ func notExist(err error) bool {
 	return errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR)
 }
 
-// mkdirAllSync is os.MkdirAll that also fsyncs the parent of every
-// directory it creates, so a new object's directory entry chain is as
-// durable as the object itself. mode is for the directories it creates.
-func mkdirAllSync(dir string, mode os.FileMode) error {
-	fi, err := os.Stat(dir)
-	if err == nil {
-		if !fi.IsDir() {
-			return fmt.Errorf("%s exists and is not a directory", dir)
+// ListAfter implements Replica by filtering List: a directory has no
+// cheaper way to start a listing part-way.
+func (r *fileReplica) ListAfter(ctx context.Context, prefix, startAfter string) ([]ObjectInfo, error) {
+	objs, err := r.List(ctx, prefix)
+	if err != nil {
+		return nil, err
+	}
+	i := sort.Search(len(objs), func(i int) bool { return objs[i].Key > startAfter })
+	return objs[i:], nil
+}
+
+// ReadRange implements Replica with one pread.
+func (r *fileReplica) ReadRange(ctx context.Context, key string, off, n int64) ([]byte, error) {
+	if err := ValidateKey(key); err != nil {
+		return nil, fmt.Errorf("%s: read: %w", r, err)
+	}
+	if err := checkRange(r, key, off, n); err != nil || n == 0 {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	f, err := os.Open(r.path(key))
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("%s: read %s: %w", r, key, ErrNotFound)
 		}
-		return nil
+		return nil, fmt.Errorf("%s: read %s: %w", r, key, err)
 	}
-	if !errors.Is(err, fs.ErrNotExist) {
-		return err
-	}
-	parent := filepath.Dir(dir)
-	if parent != dir {
-		if err := mkdirAllSync(parent, mode); err != nil {
-			return err
+	defer f.Close()
+	buf := make([]byte, n)
+	if _, err := f.ReadAt(buf, off); err != nil {
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF // past the end: the contract's error
 		}
+		return nil, fmt.Errorf("%s: read %s bytes %d..%d: %w", r, key, off, off+n, err)
 	}
-	if err := os.Mkdir(dir, mode); err != nil && !errors.Is(err, fs.ErrExist) {
-		return err
+	return buf, nil
+}
+
+// GetVersioned implements Replica: the version is a content hash.
+func (r *fileReplica) GetVersioned(ctx context.Context, key string) ([]byte, string, error) {
+	if err := ValidateKey(key); err != nil {
+		return nil, "", fmt.Errorf("%s: get: %w", r, err)
 	}
-	return durable.SyncDir(parent)
+	b, err := os.ReadFile(r.path(key))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, "", fmt.Errorf("%s: get %s: %w", r, key, ErrNotFound)
+	}
+	if err != nil {
+		return nil, "", fmt.Errorf("%s: get %s: %w", r, key, err)
+	}
+	return b, contentVersion(b), nil
+}
+
+func contentVersion(b []byte) string {
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:8])
+}
+
+// PutIf implements Replica. It serialises writers with an exclusive flock
+// on a lock file beside the object, then compares and replaces. The lock
+// file's name starts with TempPrefix, so List never reports it (no key
+// can take its name).
+func (r *fileReplica) PutIf(ctx context.Context, key string, data []byte, ifVersion string) (string, error) {
+	if err := ValidateKey(key); err != nil {
+		return "", fmt.Errorf("%s: put: %w", r, err)
+	}
+	path := r.path(key)
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return "", fmt.Errorf("%s: put %s: %w", r, key, err)
+	}
+	lock, err := os.OpenFile(filepath.Join(filepath.Dir(path), TempPrefix+"lock-"+filepath.Base(path)), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return "", fmt.Errorf("%s: lock %s: %w", r, key, err)
+	}
+	defer lock.Close()
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+		return "", fmt.Errorf("%s: lock %s: %w", r, key, err)
+	}
+	defer syscall.Flock(int(lock.Fd()), syscall.LOCK_UN)
+	cur, err := os.ReadFile(path)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		if ifVersion != "" {
+			return "", fmt.Errorf("%s: put %s: it is gone: %w", r, key, ErrPreconditionFailed)
+		}
+	case err != nil:
+		return "", fmt.Errorf("%s: put %s: %w", r, key, err)
+	case ifVersion == "" || contentVersion(cur) != ifVersion:
+		return "", fmt.Errorf("%s: put %s: %w", r, key, ErrPreconditionFailed)
+	}
+	if err := r.Put(ctx, key, bytes.NewReader(data), int64(len(data))); err != nil {
+		return "", err
+	}
+	return contentVersion(data), nil
 }

@@ -16,11 +16,6 @@ func newTestFileReplica(t *testing.T) Replica {
 	return r
 }
 
-func TestFileConformance(t *testing.T) {
-	t.Parallel()
-	runConformance(t, newTestFileReplica)
-}
-
 // TestFileSkipsTempFiles: a crash mid-Put leaves a temp file that List
 // must not report and Get must not serve.
 func TestFileSkipsTempFiles(t *testing.T) {
@@ -31,7 +26,7 @@ func TestFileSkipsTempFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	put(t, r, "gen/segments/a", []byte("a"))
-	if err := os.WriteFile(filepath.Join(root, "gen", "segments", tempPrefix+"123"), []byte("half"), 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(root, "gen", "segments", TempPrefix+"123"), []byte("half"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	wantKeys(t, r, "", "gen/segments/a")

@@ -131,14 +131,14 @@ func newS3Replica(ctx context.Context, loc s3Location, opts Options) (*s3Replica
 // when set; never credentials.
 func (r *s3Replica) String() string { return r.display }
 
-// Identity implements Identifier: s3://HOST[:PORT]/BUCKET/PREFIX/, the
+// Identity implements Replica: s3://HOST[:PORT]/BUCKET/PREFIX/, the
 // same whatever region, path-style or endpoint spelling the URL used.
 func (r *s3Replica) Identity() string { return r.identity }
 
 // Put implements Replica: one PutObject up to the multipart threshold, a
 // multipart upload above it (or when size is unknown).
 func (r *s3Replica) Put(ctx context.Context, key string, src io.Reader, size int64) error {
-	if err := validateKey(key); err != nil {
+	if err := ValidateKey(key); err != nil {
 		return fmt.Errorf("%s: put: %w", r, err)
 	}
 	in := &s3.PutObjectInput{
@@ -229,7 +229,7 @@ func (r *s3Replica) abortMultipart(ctx context.Context, key string, err error) {
 
 // Get implements Replica.
 func (r *s3Replica) Get(ctx context.Context, key string) (io.ReadCloser, error) {
-	if err := validateKey(key); err != nil {
+	if err := ValidateKey(key); err != nil {
 		return nil, fmt.Errorf("%s: get: %w", r, err)
 	}
 	out, err := r.client.GetObject(ctx, &s3.GetObjectInput{
@@ -248,7 +248,7 @@ func (r *s3Replica) List(ctx context.Context, prefix string) ([]ObjectInfo, erro
 	return r.list(ctx, prefix, "")
 }
 
-// ListAfter implements AfterLister with S3's StartAfter.
+// ListAfter implements Replica with S3's StartAfter.
 func (r *s3Replica) ListAfter(ctx context.Context, prefix, startAfter string) ([]ObjectInfo, error) {
 	return r.list(ctx, prefix, startAfter)
 }
@@ -297,7 +297,7 @@ func (r *s3Replica) list(ctx context.Context, prefix, startAfter string) ([]Obje
 // Delete implements Replica. S3 already treats deleting an absent key as
 // success; a NoSuchKey from a compatible server is mapped to success too.
 func (r *s3Replica) Delete(ctx context.Context, key string) error {
-	if err := validateKey(key); err != nil {
+	if err := ValidateKey(key); err != nil {
 		return fmt.Errorf("%s: delete: %w", r, err)
 	}
 	_, err := r.client.DeleteObject(ctx, &s3.DeleteObjectInput{
@@ -346,4 +346,78 @@ func apiErrorCode(err error) string {
 		return api.ErrorCode()
 	}
 	return ""
+}
+
+// ReadRange implements Replica with one ranged GET.
+func (r *s3Replica) ReadRange(ctx context.Context, key string, off, n int64) ([]byte, error) {
+	if err := ValidateKey(key); err != nil {
+		return nil, fmt.Errorf("%s: read: %w", r, err)
+	}
+	if err := checkRange(r, key, off, n); err != nil || n == 0 {
+		return nil, err
+	}
+	out, err := r.client.GetObject(ctx, &s3.GetObjectInput{
+		Bucket: aws.String(r.loc.bucket),
+		Key:    aws.String(r.loc.prefix + key),
+		Range:  aws.String(fmt.Sprintf("bytes=%d-%d", off, off+n-1)),
+	})
+	if err != nil {
+		if apiErrorCode(err) == "InvalidRange" { // off at or past the end
+			return nil, fmt.Errorf("%s: read %s bytes %d..%d: past the end: %w", r, key, off, off+n, io.ErrUnexpectedEOF)
+		}
+		return nil, r.wrapErr("read", key, err)
+	}
+	defer out.Body.Close()
+	buf := make([]byte, n)
+	if _, err := io.ReadFull(out.Body, buf); err != nil {
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return nil, fmt.Errorf("%s: read %s bytes %d..%d: %w", r, key, off, off+n, err)
+	}
+	return buf, nil
+}
+
+// GetVersioned implements Replica: the version is the ETag.
+func (r *s3Replica) GetVersioned(ctx context.Context, key string) ([]byte, string, error) {
+	if err := ValidateKey(key); err != nil {
+		return nil, "", fmt.Errorf("%s: get: %w", r, err)
+	}
+	out, err := r.client.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(r.loc.bucket), Key: aws.String(r.loc.prefix + key)})
+	if err != nil {
+		return nil, "", r.wrapErr("get", key, err)
+	}
+	defer out.Body.Close()
+	var buf bytes.Buffer
+	if _, err := buf.ReadFrom(out.Body); err != nil {
+		return nil, "", fmt.Errorf("%s: get %s: %w", r, key, err)
+	}
+	return buf.Bytes(), aws.ToString(out.ETag), nil
+}
+
+// PutIf implements Replica with If-None-Match: * (create) or If-Match
+// (replace); the HTTP client sends it once (onceIfConditional).
+func (r *s3Replica) PutIf(ctx context.Context, key string, data []byte, ifVersion string) (string, error) {
+	if err := ValidateKey(key); err != nil {
+		return "", fmt.Errorf("%s: put: %w", r, err)
+	}
+	in := &s3.PutObjectInput{Bucket: aws.String(r.loc.bucket), Key: aws.String(r.loc.prefix + key), Body: bytes.NewReader(data)}
+	if ifVersion == "" {
+		in.IfNoneMatch = aws.String("*")
+	} else {
+		in.IfMatch = aws.String(ifVersion)
+	}
+	out, err := r.client.PutObject(ctx, in)
+	if err != nil {
+		switch apiErrorCode(err) {
+		case "PreconditionFailed", "ConditionalRequestConflict":
+			return "", fmt.Errorf("%s: put %s: %w", r, key, ErrPreconditionFailed)
+		case "NoSuchKey", "NotFound":
+			if ifVersion != "" { // If-Match on an object that is gone: the writer lost
+				return "", fmt.Errorf("%s: put %s: it is gone: %w", r, key, ErrPreconditionFailed)
+			}
+		}
+		return "", r.wrapErr("put", key, err)
+	}
+	return aws.ToString(out.ETag), nil
 }

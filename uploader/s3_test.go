@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -31,28 +30,6 @@ func openS3(t *testing.T, srv *miniotest.Server, rawURL string, opts Options) Re
 		t.Fatal(err)
 	}
 	return r
-}
-
-func TestS3Conformance(t *testing.T) {
-	t.Parallel()
-	srv := miniotest.Start(t)
-	srv.CreateBucket("conformance")
-	var n atomic.Int64
-	t.Run("prefix", func(t *testing.T) {
-		t.Parallel()
-		runConformance(t, func(t *testing.T) Replica {
-			u := srv.URL("conformance", fmt.Sprintf("tailer/case%d", n.Add(1)))
-			return openS3(t, srv, u, Options{MultipartThreshold: testThreshold})
-		})
-	})
-	t.Run("bucket-root", func(t *testing.T) {
-		t.Parallel()
-		runConformance(t, func(t *testing.T) Replica {
-			bucket := fmt.Sprintf("root%d", n.Add(1))
-			srv.CreateBucket(bucket)
-			return openS3(t, srv, srv.URL(bucket, ""), Options{MultipartThreshold: testThreshold})
-		})
-	})
 }
 
 // TestS3Multipart checks the threshold really selects the upload method

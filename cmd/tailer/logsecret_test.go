@@ -93,7 +93,7 @@ func TestSecretsNeverLogged(t *testing.T) {
 // one) or a whole configuration struct (opts, cfg, ...: they may hold
 // credentials): the logs are what gets pasted into tickets. Fields of
 // those structs (opts.WorkDir) are fine, and so is a replica's String(),
-// which never holds credentials (uploader/url.go displayURL).
+// which never holds credentials (uploader/open.go displayURL).
 func TestNoLoggingOfCredentials(t *testing.T) {
 	logCall := regexp.MustCompile(`^(Debug|Info|Warn|Error|Log|LogAttrs|With|Printf|Println|Print)$`)
 	bad := regexp.MustCompile(`(?i)^(opts|options|cfg|config|conf|creds|s3keys|env|environ)$|secret|password|passwd|accesskey|credential`)

@@ -48,7 +48,7 @@ func pruneBlobs(ctx context.Context, w io.Writer, r uploader.Replica, p *retenti
 
 // leaseHolder names the live holder of r's lease for a message.
 func leaseHolder(ctx context.Context, r uploader.Replica) string {
-	raw, _, err := uploader.GetVersioned(ctx, r, lease.Key)
+	raw, _, err := r.GetVersioned(ctx, lease.Key)
 	var rec lease.Record
 	if err != nil || json.Unmarshal(raw, &rec) != nil {
 		return "unknown"

@@ -12,6 +12,7 @@ import (
 
 	"github.com/tailer-backup/tailer/internal/replicatest"
 	"github.com/tailer-backup/tailer/uploader"
+	"github.com/tailer-backup/tailer/uploader/spool"
 )
 
 // TestStatus runs `tailer status` on a replica whose newest batch was
@@ -89,7 +90,7 @@ func TestStatusSpools(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		sp, _, err := uploader.OpenReplicaSpool(root, r)
+		sp, _, err := spool.OpenReplicaSpool(root, r)
 		if err != nil {
 			t.Fatal(err)
 		}

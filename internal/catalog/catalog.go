@@ -17,12 +17,13 @@ import (
 	"github.com/tailer-backup/tailer/internal/layout"
 	"github.com/tailer-backup/tailer/segment"
 	"github.com/tailer-backup/tailer/uploader"
+	"github.com/tailer-backup/tailer/uploader/spool"
 )
 
 // List returns the generations in the replica plus, when sp is not nil,
 // the objects still waiting in the spool, and the keys it did not
 // recognise.
-func List(ctx context.Context, r uploader.Replica, sp *uploader.Spool) ([]layout.Generation, []string, error) {
+func List(ctx context.Context, r uploader.Replica, sp *spool.Spool) ([]layout.Generation, []string, error) {
 	infos, err := r.List(ctx, layout.Root)
 	if err != nil {
 		return nil, nil, err // the replica names itself

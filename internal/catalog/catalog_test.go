@@ -11,6 +11,7 @@ import (
 	"github.com/tailer-backup/tailer/blobfs"
 	"github.com/tailer-backup/tailer/internal/layout"
 	"github.com/tailer-backup/tailer/uploader"
+	"github.com/tailer-backup/tailer/uploader/spool"
 )
 
 // TestReadMetaBounded: a generation.json planted in the bucket is read
@@ -59,7 +60,7 @@ func TestListSpoolBlobs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sp, err := uploader.OpenSpool(filepath.Join(t.TempDir(), "spool"))
+	sp, err := spool.OpenSpool(filepath.Join(t.TempDir(), "spool"))
 	if err != nil {
 		t.Fatal(err)
 	}

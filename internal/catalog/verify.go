@@ -81,7 +81,7 @@ func (s *streamReaderAt) ReadAt(p []byte, off int64) (int, error) {
 	}
 	if s.rc == nil {
 		if len(p) < streamMin || off > maxSkip {
-			b, err := uploader.ReadRange(s.ctx, s.r, s.key, off, int64(len(p)))
+			b, err := s.r.ReadRange(s.ctx, s.key, off, int64(len(p)))
 			if err != nil {
 				return 0, err
 			}

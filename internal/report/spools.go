@@ -1,6 +1,9 @@
 package report
 
-import "github.com/tailer-backup/tailer/uploader"
+import (
+	"github.com/tailer-backup/tailer/uploader"
+	"github.com/tailer-backup/tailer/uploader/spool"
+)
 
 // SpoolStatus is one directory of `tailer run`'s spool as status reports
 // it: what it holds that the replica has not confirmed yet.
@@ -18,7 +21,7 @@ type SpoolStatus struct {
 // replica in rs owns. Their objects are uploaded only by a `tailer run`
 // given their replica.
 func Spools(root string, rs []uploader.Replica) (own []*SpoolStatus, orphans []SpoolStatus, err error) {
-	infos, err := uploader.ListSpools(root)
+	infos, err := spool.ListSpools(root)
 	if err != nil {
 		return nil, nil, err
 	}

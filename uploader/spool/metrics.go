@@ -1,4 +1,4 @@
-package uploader
+package spool
 
 import (
 	"github.com/prometheus/client_golang/prometheus"

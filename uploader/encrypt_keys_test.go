@@ -124,7 +124,7 @@ func TestEncryptedRotation(t *testing.T) {
 	old := newTestEncrypted(t, raw, cheapKDF, oldK)
 	big := randomBytes(2*encChunk+5, 1)
 	put(t, old, "old/seg", big)
-	if _, err := PutIf(ctx, old, "lease.json", []byte(`{"holder":"a"}`), ""); err != nil {
+	if _, err := old.PutIf(ctx, "lease.json", []byte(`{"holder":"a"}`), ""); err != nil {
 		t.Fatal(err)
 	}
 
@@ -134,15 +134,15 @@ func TestEncryptedRotation(t *testing.T) {
 		if got := get(t, both, k); !bytes.Equal(got, big) {
 			t.Fatalf("%s through (new, old) differs", k)
 		}
-		if got, err := ReadRange(ctx, both, k, encChunk-2, 4); err != nil || !bytes.Equal(got, big[encChunk-2:encChunk+2]) {
+		if got, err := both.ReadRange(ctx, k, encChunk-2, 4); err != nil || !bytes.Equal(got, big[encChunk-2:encChunk+2]) {
 			t.Fatalf("%s in place through (new, old): %v", k, err)
 		}
 	}
-	_, v, err := GetVersioned(ctx, both, "lease.json")
+	_, v, err := both.GetVersioned(ctx, "lease.json")
 	if err != nil {
 		t.Fatalf("lease written with the old key, read with (new, old): %v", err)
 	}
-	if _, err := PutIf(ctx, both, "lease.json", []byte(`{"holder":"b"}`), v); err != nil {
+	if _, err := both.PutIf(ctx, "lease.json", []byte(`{"holder":"b"}`), v); err != nil {
 		t.Fatal(err)
 	}
 
@@ -160,7 +160,7 @@ func TestEncryptedRotation(t *testing.T) {
 			t.Fatalf("the %s key alone does not read %s", c.name, c.own)
 		}
 		for _, k := range c.not {
-			_, _, err := GetVersioned(ctx, alone, k)
+			_, _, err := alone.GetVersioned(ctx, k)
 			if !errors.Is(err, ErrWrongKey) || !strings.Contains(err.Error(), "the key given does not open it") {
 				t.Fatalf("the %s key alone read %s: %v, want ErrWrongKey", c.name, k, err)
 			}
@@ -219,7 +219,7 @@ func TestEncryptedPassphrase(t *testing.T) {
 		}
 		wantKeys(t, w, "generations/", "generations/g/a", "generations/g/b")
 	}
-	wantKeys(t, raw, KeysObject, KeysObject, KeysObject+".lock") // the directory replica locks beside it
+	wantKeys(t, raw, KeysObject, KeysObject) // the directory replica's lock file is never listed
 	stored := get(t, raw, KeysObject)
 	var kf keysFile
 	if err := json.Unmarshal(stored, &kf); err != nil || kf.Format != keysFormat || kf.KDF != "argon2id" || len(kf.Salt) != kdfSaltLen || kf.kdfParams != cheapKDF.create {

@@ -1,16 +1,17 @@
-package uploader
+package spool
 
 import (
 	"context"
 	"errors"
+	"github.com/tailer-backup/tailer/uploader"
 	"os"
 	"path/filepath"
 	"testing"
 )
 
-func mustOpen(t *testing.T, url string, o Options) Replica {
+func mustOpen(t *testing.T, url string, o uploader.Options) uploader.Replica {
 	t.Helper()
-	r, err := Open(context.Background(), url, o)
+	r, err := uploader.Open(context.Background(), url, o)
 	if err != nil {
 		t.Fatalf("open %s: %v", url, err)
 	}
@@ -23,11 +24,11 @@ func mustOpen(t *testing.T, url string, o Options) Replica {
 // get their own.
 func TestSpellingsShareOneSpool(t *testing.T) {
 	clearAWSEnv(t)
-	region := Options{Region: "eu-west-3"}
+	region := uploader.Options{Region: "eu-west-3"}
 	for _, c := range []struct {
 		name   string
 		a, b   string
-		ao, bo Options
+		ao, bo uploader.Options
 		same   bool
 	}{
 		{name: "region added", a: "s3://bkt/mail?endpoint=http://minio:9000", b: "s3://bkt/mail?endpoint=http://minio:9000&region=eu-west-3", same: true},
@@ -36,7 +37,7 @@ func TestSpellingsShareOneSpool(t *testing.T) {
 		{name: "host case", a: "s3://bkt/mail?endpoint=http://MinIO:9000", b: "s3://bkt/mail?endpoint=http://minio:9000", same: true},
 		{name: "default http port", a: "s3://bkt/mail?endpoint=http://minio", b: "s3://bkt/mail?endpoint=http://minio:80/", same: true},
 		{name: "default https port", a: "s3://bkt/mail?endpoint=https://s3.example.com:443", b: "s3://bkt/mail?endpoint=https://s3.example.com", same: true},
-		{name: "endpoint as option", a: "s3://bkt/mail?endpoint=http://minio:9000", b: "s3://bkt/mail", bo: Options{Endpoint: "http://minio:9000/"}, same: true},
+		{name: "endpoint as option", a: "s3://bkt/mail?endpoint=http://minio:9000", b: "s3://bkt/mail", bo: uploader.Options{Endpoint: "http://minio:9000/"}, same: true},
 		{name: "prefix slashes", a: "s3://bkt/a/b", b: "s3://bkt//a/b/", same: true},
 		{name: "file path cleaned", a: "file:///srv/backup/mail", b: "file:///srv//backup/./mail/", same: true},
 		{name: "other bucket", a: "s3://bkt/mail", b: "s3://bkt2/mail"},
@@ -49,8 +50,8 @@ func TestSpellingsShareOneSpool(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			a, b := mustOpen(t, c.a, c.ao), mustOpen(t, c.b, c.bo)
-			if got := IdentityOf(a) == IdentityOf(b); got != c.same {
-				t.Fatalf("identities %q and %q: same=%v, want %v", IdentityOf(a), IdentityOf(b), got, c.same)
+			if got := a.Identity() == b.Identity(); got != c.same {
+				t.Fatalf("identities %q and %q: same=%v, want %v", a.Identity(), b.Identity(), got, c.same)
 			}
 			root := t.TempDir()
 			sa, _, err := OpenReplicaSpool(root, a)
@@ -71,16 +72,16 @@ func TestSpellingsShareOneSpool(t *testing.T) {
 				wantPending(t, sb, "k")
 			}
 			// Encryption happens on upload: the wrapped replica has the same spool.
-			key, err := RawKey(make([]byte, 32))
+			key, err := uploader.RawKey(make([]byte, 32))
 			if err != nil {
 				t.Fatal(err)
 			}
-			enc, err := Encrypted(b, key)
+			enc, err := uploader.Encrypted(b, key)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if IdentityOf(enc) != IdentityOf(b) || IdentityOf(Unencrypted(b)) != IdentityOf(b) {
-				t.Fatalf("wrappers changed the identity: %q, %q, want %q", IdentityOf(enc), IdentityOf(Unencrypted(b)), IdentityOf(b))
+			if enc.Identity() != b.Identity() || uploader.Unencrypted(b).Identity() != b.Identity() {
+				t.Fatalf("wrappers changed the identity: %q, %q, want %q", enc.Identity(), uploader.Unencrypted(b).Identity(), b.Identity())
 			}
 		})
 	}
@@ -92,8 +93,8 @@ func TestSpellingsShareOneSpool(t *testing.T) {
 // for another replica is left where it is and listed as its owner's.
 func TestOpenReplicaSpoolAdoptsOldNames(t *testing.T) {
 	clearAWSEnv(t)
-	r := mustOpen(t, "s3://bkt/mail?endpoint=http://minio:9000&region=eu-west-3", Options{})
-	other := mustOpen(t, "s3://bkt/other?endpoint=http://minio:9000", Options{})
+	r := mustOpen(t, "s3://bkt/mail?endpoint=http://minio:9000&region=eu-west-3", uploader.Options{})
+	other := mustOpen(t, "s3://bkt/other?endpoint=http://minio:9000", uploader.Options{})
 	for _, c := range []struct {
 		name  string
 		setup func(t *testing.T, root string) string // returns the old directory
@@ -106,7 +107,7 @@ func TestOpenReplicaSpoolAdoptsOldNames(t *testing.T) {
 			if err := os.MkdirAll(dir, 0o755); err != nil {
 				t.Fatal(err)
 			}
-			if err := writeSpoolOwner(dir, SpoolOwner{Identity: IdentityOf(r), Replica: "s3://bkt/mail (as spelled before)"}); err != nil {
+			if err := writeSpoolOwner(dir, SpoolOwner{Identity: r.Identity(), Replica: "s3://bkt/mail (as spelled before)"}); err != nil {
 				t.Fatal(err)
 			}
 			return dir
@@ -129,7 +130,7 @@ func TestOpenReplicaSpoolAdoptsOldNames(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if moved != old || sp.Dir() != filepath.Join(root, spoolDirName(IdentityOf(r))) {
+			if moved != old || sp.Dir() != filepath.Join(root, spoolDirName(r.Identity())) {
 				t.Fatalf("moved %q into %s; want %q into the identity's name", moved, sp.Dir(), old)
 			}
 			if _, err := os.Stat(old); !errors.Is(err, os.ErrNotExist) {
@@ -146,7 +147,7 @@ func TestOpenReplicaSpoolAdoptsOldNames(t *testing.T) {
 			for _, i := range infos {
 				switch {
 				case i.Dir == sp.Dir():
-					if i.Owner == nil || i.Owner.Identity != IdentityOf(r) || i.Owner.Replica != r.String() || !i.OwnedBy(r) || i.OwnedBy(other) {
+					if i.Owner == nil || i.Owner.Identity != r.Identity() || i.Owner.Replica != r.String() || !i.OwnedBy(r) || i.OwnedBy(other) {
 						t.Errorf("own spool: %+v (owner %+v)", i, i.Owner)
 					}
 					if i.Objects != 1 || i.Bytes != int64(len("pending")) {
@@ -173,8 +174,8 @@ func TestOpenReplicaSpoolAdoptsOldNames(t *testing.T) {
 // that records another identity is an error, never silently shared.
 func TestOpenReplicaSpoolRefusesForeignOwner(t *testing.T) {
 	root := t.TempDir()
-	r := mustOpen(t, "file:///srv/a", Options{})
-	dir := filepath.Join(root, spoolDirName(IdentityOf(r)))
+	r := mustOpen(t, "file:///srv/a", uploader.Options{})
+	dir := filepath.Join(root, spoolDirName(r.Identity()))
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}

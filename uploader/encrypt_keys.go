@@ -254,7 +254,7 @@ func (e *encrypted) createKeysFile(ctx context.Context) (*keysFile, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: create %s: %w", e.r, KeysObject, err)
 	}
-	if _, err := PutIf(ctx, e.r, KeysObject, data, ""); err != nil {
+	if _, err := e.r.PutIf(ctx, KeysObject, data, ""); err != nil {
 		if errors.Is(err, ErrPreconditionFailed) {
 			return e.loadKeysFile(ctx) // another writer was first: use its salt
 		}

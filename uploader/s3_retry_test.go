@@ -40,11 +40,11 @@ func TestS3RetryBudget(t *testing.T) {
 		{"put", S3RetryAttempts, func(ctx context.Context, r Replica) error { return r.Put(ctx, "k", bytes.NewReader([]byte("abc")), 3) }},
 		{"list", S3RetryAttempts, func(ctx context.Context, r Replica) error { _, err := r.List(ctx, ""); return err }},
 		{"conditional create", 1, func(ctx context.Context, r Replica) error {
-			_, err := PutIf(ctx, r, "lease.json", []byte("{}"), "")
+			_, err := r.PutIf(ctx, "lease.json", []byte("{}"), "")
 			return err
 		}},
 		{"conditional replace", 1, func(ctx context.Context, r Replica) error {
-			_, err := PutIf(ctx, r, "lease.json", []byte("{}"), `"etag"`)
+			_, err := r.PutIf(ctx, "lease.json", []byte("{}"), `"etag"`)
 			return err
 		}},
 	}
@@ -94,7 +94,7 @@ func TestS3PreconditionFailedIsSentOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := PutIf(context.Background(), r, "lease.json", []byte("{}"), `"etag"`); !errors.Is(err, ErrPreconditionFailed) {
+	if _, err := r.PutIf(context.Background(), "lease.json", []byte("{}"), `"etag"`); !errors.Is(err, ErrPreconditionFailed) {
 		t.Fatalf("PutIf = %v, want ErrPreconditionFailed", err)
 	}
 	if n.Load() != 1 {

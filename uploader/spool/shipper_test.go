@@ -1,4 +1,4 @@
-package uploader
+package spool
 
 import (
 	"bytes"
@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/tailer-backup/tailer/uploader"
 	"io"
 	"log/slog"
 	"math/rand/v2"
@@ -86,12 +87,12 @@ func (f *fakeReplica) Get(ctx context.Context, key string) (io.ReadCloser, error
 	defer f.mu.Unlock()
 	b, ok := f.objs[key]
 	if !ok {
-		return nil, ErrNotFound
+		return nil, uploader.ErrNotFound
 	}
 	return io.NopCloser(bytes.NewReader(b)), nil
 }
 
-func (f *fakeReplica) List(ctx context.Context, prefix string) ([]ObjectInfo, error) {
+func (f *fakeReplica) List(ctx context.Context, prefix string) ([]uploader.ObjectInfo, error) {
 	return nil, errors.New("fake: not implemented")
 }
 
@@ -101,6 +102,20 @@ func (f *fakeReplica) Delete(ctx context.Context, key string) error {
 	delete(f.objs, key)
 	return nil
 }
+
+func (f *fakeReplica) ReadRange(ctx context.Context, key string, off, n int64) ([]byte, error) {
+	return nil, errors.New("fake: ReadRange not used")
+}
+func (f *fakeReplica) ListAfter(ctx context.Context, prefix, startAfter string) ([]uploader.ObjectInfo, error) {
+	return nil, errors.New("fake: ListAfter not used")
+}
+func (f *fakeReplica) GetVersioned(ctx context.Context, key string) ([]byte, string, error) {
+	return nil, "", errors.New("fake: GetVersioned not used")
+}
+func (f *fakeReplica) PutIf(ctx context.Context, key string, data []byte, ifVersion string) (string, error) {
+	return "", errors.New("fake: PutIf not used")
+}
+func (f *fakeReplica) Identity() string { return f.String() }
 
 func (f *fakeReplica) uploaded() []string {
 	f.mu.Lock()
@@ -135,7 +150,7 @@ func (l *logBuffer) count(s string) int {
 	return strings.Count(l.buf.String(), s)
 }
 
-func newTestShipper(t *testing.T, s *Spool, r Replica) (*Shipper, *prometheus.Registry, *logBuffer) {
+func newTestShipper(t *testing.T, s *Spool, r uploader.Replica) (*Shipper, *prometheus.Registry, *logBuffer) {
 	t.Helper()
 	reg := prometheus.NewRegistry()
 	logs := &logBuffer{}
@@ -471,14 +486,27 @@ func (f *recFake) Put(ctx context.Context, key string, r io.Reader, size int64) 
 }
 
 func (f *recFake) Get(ctx context.Context, key string) (io.ReadCloser, error) {
-	return nil, ErrNotFound
+	return nil, uploader.ErrNotFound
 }
 
-func (f *recFake) List(ctx context.Context, prefix string) ([]ObjectInfo, error) {
+func (f *recFake) List(ctx context.Context, prefix string) ([]uploader.ObjectInfo, error) {
 	return nil, errors.New("rec: not implemented")
 }
 
 func (f *recFake) Delete(ctx context.Context, key string) error { return nil }
+func (f *recFake) ReadRange(ctx context.Context, key string, off, n int64) ([]byte, error) {
+	return nil, errors.New("rec: ReadRange not used")
+}
+func (f *recFake) ListAfter(ctx context.Context, prefix, startAfter string) ([]uploader.ObjectInfo, error) {
+	return nil, errors.New("rec: ListAfter not used")
+}
+func (f *recFake) GetVersioned(ctx context.Context, key string) ([]byte, string, error) {
+	return nil, "", errors.New("rec: GetVersioned not used")
+}
+func (f *recFake) PutIf(ctx context.Context, key string, data []byte, ifVersion string) (string, error) {
+	return "", errors.New("rec: PutIf not used")
+}
+func (f *recFake) Identity() string { return f.String() }
 
 // checkOrder fails t unless every Put of a non-blob object started after
 // the successful Put of every object committed before it ended.

@@ -3,10 +3,13 @@ package uploader
 import (
 	"context"
 	"fmt"
+	"log/slog"
+	"net/http"
 	"net/url"
 	"path"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // urlHelp is appended to every URL parse error, so an operator sees what a
@@ -93,7 +96,7 @@ func parseS3URL(u *url.URL) (s3Location, error) {
 	}
 	loc.bucket = u.Host
 	if p := strings.Trim(u.Path, "/"); p != "" {
-		if err := validateKey(p); err != nil {
+		if err := ValidateKey(p); err != nil {
 			return loc, fmt.Errorf("invalid replica URL s3://%s/%s: bad prefix: %v", u.Host, p, err)
 		}
 		loc.prefix = p + "/"
@@ -157,3 +160,55 @@ func (loc s3Location) displayURL() string {
 	}
 	return s
 }
+
+// DefaultMultipartThreshold is the object size above which the S3 backend
+// switches from one PutObject to a multipart upload; it is also the part
+// size. 16 MiB keeps memory bounded and retries of one part cheap.
+const DefaultMultipartThreshold = 16 << 20
+
+// Options tune Open. Every field is optional; non-zero fields override the
+// replica URL's query, which overrides the AWS SDK's standard environment
+// (AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL, AWS_REGION, AWS_ACCESS_KEY_ID,
+// AWS_SECRET_ACCESS_KEY, AWS_PROFILE, shared config files). The file
+// backend ignores everything but Logger.
+type Options struct {
+	// Endpoint is the S3 endpoint URL, e.g. http://127.0.0.1:9000, for
+	// S3-compatible servers. Empty means AWS or the environment's endpoint.
+	Endpoint string
+	// Region defaults to the environment's, else us-east-1.
+	Region string
+	// PathStyle selects bucket-in-path addressing. nil means true when an
+	// endpoint is set (MinIO, Ceph, ...) and virtual-hosted style for AWS.
+	PathStyle *bool
+	// AccessKeyID and SecretAccessKey, when both set, replace the SDK's
+	// credential chain (tests, flags). They are never printed.
+	AccessKeyID, SecretAccessKey string
+	// HTTPClient replaces the default retrying client (tests that inject
+	// faults, benchmarks that count requests). The default is
+	// go-retryablehttp's, which retries connection errors, 429 and 5xx
+	// with backoff and honours ctx; it is the only retry layer, so a
+	// replacement sends each request once unless it retries itself.
+	HTTPClient *http.Client
+	// Logger receives debug logs of HTTP retries. nil discards them.
+	Logger *slog.Logger
+	// ResponseTimeout bounds the wait for a response's headers once a
+	// request has been sent (default DefaultResponseTimeout). A server that
+	// accepts a connection and never answers (a stalled proxy, a hung
+	// MinIO, a half-open connection after a network partition) then fails
+	// that attempt, which is retried, instead of holding an upload, and the
+	// spool behind it, forever. It does not limit how long a body takes.
+	ResponseTimeout time.Duration
+	// MultipartThreshold: objects larger than this go through a multipart
+	// upload with parts of min(16 MiB, max(threshold, 5 MiB)). Default
+	// DefaultMultipartThreshold.
+	MultipartThreshold int64
+
+	// retryWaits shortens the default client's waits between attempts
+	// (min, max) in tests.
+	retryWaits [2]time.Duration
+}
+
+// DefaultResponseTimeout is Options.ResponseTimeout's default: long
+// enough for S3 to answer CompleteMultipartUpload of a large export,
+// short enough that a stalled connection costs minutes, not the run.
+const DefaultResponseTimeout = 2 * time.Minute

@@ -1,8 +1,9 @@
-package uploader
+package spool
 
 import (
 	"errors"
 	"fmt"
+	"github.com/tailer-backup/tailer/uploader"
 	"io"
 	"io/fs"
 	"net/url"
@@ -52,7 +53,7 @@ func OpenSpool(dir string) (*Spool, error) {
 	dir = filepath.Clean(dir)
 	// The spool holds segments and exports (mail) on their way out:
 	// private to the user running tailer, like the rest of the scratch.
-	if err := mkdirAllSync(dir, owned.DirMode); err != nil {
+	if err := durable.MkdirAll(dir, owned.DirMode); err != nil {
 		return nil, fmt.Errorf("open spool %s: %w", dir, err)
 	}
 	ents, err := os.ReadDir(dir)
@@ -63,7 +64,7 @@ func OpenSpool(dir string) (*Spool, error) {
 	removed := false
 	for _, e := range ents {
 		name := e.Name()
-		if strings.HasPrefix(name, tempPrefix) {
+		if strings.HasPrefix(name, uploader.TempPrefix) {
 			if err := os.Remove(filepath.Join(dir, name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 				return nil, fmt.Errorf("open spool %s: remove uncommitted %s: %w", dir, name, err)
 			}
@@ -100,7 +101,7 @@ func parseSpoolName(name string) (seq uint64, key string, ok bool) {
 		return 0, "", false
 	}
 	key, err = url.PathUnescape(name[17:])
-	if err != nil || validateKey(key) != nil {
+	if err != nil || uploader.ValidateKey(key) != nil {
 		return 0, "", false
 	}
 	return seq, key, true
@@ -119,13 +120,13 @@ type SpoolFile struct {
 
 // Create starts a new spool object that will be uploaded under key.
 func (s *Spool) Create(key string) (*SpoolFile, error) {
-	if err := validateKey(key); err != nil {
+	if err := uploader.ValidateKey(key); err != nil {
 		return nil, fmt.Errorf("spool %s: create: %w", s.dir, err)
 	}
 	if n := len(spoolName(0, key)); n > maxNameLen {
 		return nil, fmt.Errorf("spool %s: create %s: escaped file name is %d bytes, limit %d", s.dir, key, n, maxNameLen)
 	}
-	f, err := os.CreateTemp(s.dir, tempPrefix+"*")
+	f, err := os.CreateTemp(s.dir, uploader.TempPrefix+"*")
 	if err != nil {
 		return nil, fmt.Errorf("spool %s: create %s: %w", s.dir, key, err)
 	}
@@ -194,7 +195,7 @@ func (f *SpoolFile) Path() string { return f.final }
 // segment sealed once is uploaded to several replicas, each at its own
 // pace, and its bytes are freed when the last replica confirmed it.
 func (s *Spool) Link(key, src string) error {
-	if err := validateKey(key); err != nil {
+	if err := uploader.ValidateKey(key); err != nil {
 		return fmt.Errorf("spool %s: link: %w", s.dir, err)
 	}
 	s.mu.Lock()
@@ -219,7 +220,7 @@ func copyFileSync(src, dst string) error {
 		return err
 	}
 	defer in.Close()
-	out, err := os.CreateTemp(filepath.Dir(dst), tempPrefix+"*")
+	out, err := os.CreateTemp(filepath.Dir(dst), uploader.TempPrefix+"*")
 	if err != nil {
 		return err
 	}

@@ -1,4 +1,4 @@
-package uploader
+package spool
 
 import (
 	"crypto/sha256"
@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/tailer-backup/tailer/uploader"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -39,12 +40,12 @@ type SpoolInfo struct {
 // OwnedBy reports whether the directory is r's queue: its recorded
 // identity is r's, or (unrecorded) its name is what r's queue is named now
 // or was named by older tailers.
-func (i SpoolInfo) OwnedBy(r Replica) bool {
+func (i SpoolInfo) OwnedBy(r uploader.Replica) bool {
 	if i.Owner != nil {
-		return i.Owner.Identity == IdentityOf(r)
+		return i.Owner.Identity == r.Identity()
 	}
 	base := filepath.Base(i.Dir)
-	return base == spoolDirName(IdentityOf(r)) || base == spoolDirName(r.String())
+	return base == spoolDirName(r.Identity()) || base == spoolDirName(r.String())
 }
 
 // spoolDirName is a short hash of s: older tailers hashed the replica's
@@ -76,8 +77,8 @@ var ErrSpoolOwner = errors.New("spool directory belongs to another replica")
 // SpoolOwnerFile records r's identity, else one an older tailer named
 // after r's URL as shown. moved names the directory it came from ("" when
 // nothing moved). The directory's SpoolOwnerFile is (re)written.
-func OpenReplicaSpool(root string, r Replica) (sp *Spool, moved string, err error) {
-	id := IdentityOf(r)
+func OpenReplicaSpool(root string, r uploader.Replica) (sp *Spool, moved string, err error) {
+	id := r.Identity()
 	dir := filepath.Join(filepath.Clean(root), spoolDirName(id))
 	owner, err := readSpoolOwner(dir)
 	switch {
@@ -104,7 +105,7 @@ func OpenReplicaSpool(root string, r Replica) (sp *Spool, moved string, err erro
 
 // adoptSpool renames r's queue found under another name (see
 // OpenReplicaSpool) to dir, which does not exist.
-func adoptSpool(root, dir string, r Replica) (string, error) {
+func adoptSpool(root, dir string, r uploader.Replica) (string, error) {
 	infos, err := ListSpools(root)
 	if err != nil {
 		return "", err
@@ -200,5 +201,5 @@ func writeSpoolOwner(dir string, o SpoolOwner) error {
 	if err != nil {
 		return err
 	}
-	return durable.WriteFile(filepath.Join(dir, SpoolOwnerFile), append(raw, '\n'), tempPrefix+"owner-*")
+	return durable.WriteFile(filepath.Join(dir, SpoolOwnerFile), append(raw, '\n'), uploader.TempPrefix+"owner-*")
 }

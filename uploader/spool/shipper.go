@@ -1,9 +1,10 @@
-package uploader
+package spool
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/tailer-backup/tailer/uploader"
 	"io/fs"
 	"log/slog"
 	"math/rand/v2"
@@ -24,7 +25,7 @@ import (
 // failing → ok), not per retry, so an hour-long outage is two log lines.
 type Shipper struct {
 	spool   *Spool
-	replica Replica
+	replica uploader.Replica
 	log     *slog.Logger
 	metrics *ShipperMetrics
 	wake    chan struct{}
@@ -59,7 +60,7 @@ const DefaultBlobUploads = 8
 
 // NewShipper returns a Shipper from s to r. Its metrics are registered on
 // reg (nil: not registered); log may be nil to discard logs.
-func NewShipper(s *Spool, r Replica, reg prometheus.Registerer, log *slog.Logger) *Shipper {
+func NewShipper(s *Spool, r uploader.Replica, reg prometheus.Registerer, log *slog.Logger) *Shipper {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
