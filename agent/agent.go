@@ -371,6 +371,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	cutTimer.Stop()
 	defer cutTimer.Stop()
 	backstop := true // the first round is a poll
+	var soon <-chan time.Time
 	for {
 		if backstop {
 			if err := a.poll(ctx, expCtx); err != nil && ctx.Err() == nil {
@@ -382,6 +383,15 @@ func (a *Agent) Run(ctx context.Context) error {
 			cutTimer.Reset(wait)
 		}
 		backstop = false
+		switch {
+		case a.waitFor == 0:
+			soon = nil
+		case soon == nil:
+			// A fresh generation waits for the secondary to reach its
+			// export before capture resumes: check again shortly, not
+			// a whole --poll later.
+			soon = time.After(catchUpRetry)
+		}
 		select {
 		case <-ctx.Done():
 			if cause := context.Cause(ctx); errors.Is(cause, lease.ErrLost) || errors.Is(cause, lease.ErrExpired) || errors.Is(cause, lease.ErrHeld) {
@@ -395,6 +405,8 @@ func (a *Agent) Run(ctx context.Context) error {
 			return err
 		case <-t.C:
 			backstop = true
+		case <-soon:
+			backstop, soon = true, nil
 		case <-a.wake.c:
 			if err := a.capture(ctx); err != nil && ctx.Err() == nil {
 				a.m.pollErrors.Inc()

@@ -120,6 +120,10 @@ func (a *Agent) reopenSecondary() error {
 // while batches are read from the pinned WAL.
 const catchUpEvery = 10 * time.Second
 
+// catchUpRetry is how soon a fresh generation checks again whether the
+// secondary reached its export (capture waits for that).
+const catchUpRetry = 50 * time.Millisecond
+
 var errNewFamily = errors.New("a batch writes a column family the secondary does not know")
 
 // errRewound stops a read whose position was rewound under it (a seal
