@@ -41,9 +41,22 @@ type Config struct {
 	Spool   string // durable upload queues, one directory per replica (default: Scratch/spool)
 	// Replicas are where to ship; Replica is shorthand for one more (the
 	// first). Each gets its own spool, uploader, lease and metrics.
-	Replica        uploader.Replica
-	Replicas       []uploader.Replica
-	Poll           time.Duration // default 1s
+	Replica  uploader.Replica
+	Replicas []uploader.Replica
+	// Poll is the backstop interval (default 1s): lineage and disk
+	// checks, the secondary's catch-up, the gap check when nothing
+	// arrives, periodic exports. Batches do not wait for it: they are
+	// read as soon as the WAL grows and sealed by MaxDelay.
+	Poll time.Duration
+	// MaxDelay: a segment is sealed when its oldest batch was read this
+	// long ago (default 200ms), so an isolated commit is in the spool
+	// about MaxDelay after it was written and in the replica one PUT
+	// later. MinPutInterval: segments are not sealed more often than this
+	// (0, the default: only MaxDelay and MaxSegmentBytes bound them),
+	// trading latency for fewer PUTs; MaxSegmentBytes always seals at
+	// once. An idle store seals nothing.
+	MaxDelay       time.Duration
+	MinPutInterval time.Duration
 	ExportInterval time.Duration // default 24h; <= 0 disables periodic exports
 	// MaxSegmentBytes caps the raw batch bytes sealed into one segment
 	// (default 64 MiB): a burst is shipped as several objects, never one
@@ -165,6 +178,12 @@ func (c *Config) setDefaults() error {
 	if c.MaxSegmentBytes <= 0 {
 		c.MaxSegmentBytes = 64 << 20
 	}
+	if c.MaxDelay <= 0 {
+		c.MaxDelay = DefaultMaxDelay
+	}
+	if c.MinPutInterval < 0 {
+		c.MinPutInterval = 0
+	}
 	if c.MaintenanceInterval == 0 {
 		c.MaintenanceInterval = 5 * time.Minute
 	}
@@ -227,8 +246,20 @@ type Agent struct {
 	waitFor     uint64      // a fresh generation's export seq the secondary has not reached yet
 	newGenWhy   string      // non-empty: start a new generation at the next poll
 	newestGen   string      // newest generation id in the replica at start (ids must sort after it)
-	emptyPolls  int         // consecutive polls where the WAL returned no batch though the store moved on
 	spoolFull   bool        // sealing paused: the spool reached SpoolMaxBytes
+	// The capture pipeline (sealer.go): cont.want-1 is the newest batch
+	// read; pend holds those read and not handed to the sealer; queued
+	// is the newest handed to it (sealed or in flight); lastShipped only
+	// moves when a segment is committed to the spool, so it is what the
+	// WAL pins may release and what a restart resumes from.
+	cont    continuity
+	pend    pending
+	queued  uint64
+	lastCut time.Time // when the last segment was handed to the sealer
+	rule    sealRule
+	sealer  *sealer
+	wake    *walWake
+	rewound bool // a failed seal rewound the reading position during a read
 
 	exports      sync.WaitGroup
 	expMu        sync.Mutex
@@ -261,6 +292,7 @@ func New(cfg Config) (*Agent, error) {
 		return nil, err
 	}
 	a := &Agent{cfg: cfg, log: cfg.Log, targets: targets, m: newMetrics(cfg.Registry), instance: instance, scratchLock: lock,
+		rule:  sealRule{maxDelay: cfg.MaxDelay, minInterval: cfg.MinPutInterval, maxBytes: cfg.MaxSegmentBytes},
 		guard: diskguard.New(*cfg.MinFree, cfg.FreeSpace, cfg.DB, cfg.Scratch, cfg.Spool)}
 	if cfg.Blobs != "" {
 		if a.blobs, err = newBlobs(a); err != nil {
@@ -320,6 +352,8 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	a.sec = sec
 	defer func() { a.sec.Close() }()
+	a.sealer = startSealer(upCtx, a.sealSegment)
+	defer a.stopSealer() // before the secondary closes: the sealer reads it
 
 	if err := a.resume(ctx); err != nil {
 		return err
@@ -330,12 +364,34 @@ func (a *Agent) Run(ctx context.Context) error {
 		}
 		defer a.blobs.halt()
 	}
+	a.wake = startWalWake(ctx, a.cfg.DB, a.log)
+	defer a.wake.stop()
 	t := time.NewTicker(a.cfg.Poll)
 	defer t.Stop()
+	cutTimer := time.NewTimer(time.Hour)
+	cutTimer.Stop()
+	defer cutTimer.Stop()
+	backstop := true // the first round is a poll
+	var soon <-chan time.Time
 	for {
-		if err := a.poll(ctx, expCtx); err != nil && ctx.Err() == nil {
-			a.m.pollErrors.Inc()
-			a.log.Error("poll failed; retrying at the next poll", "err", err)
+		if backstop {
+			if err := a.poll(ctx, expCtx); err != nil && ctx.Err() == nil {
+				a.m.pollErrors.Inc()
+				a.log.Error("poll failed; retrying at the next poll", "err", err)
+			}
+		}
+		if wait := a.maybeCut(); wait > 0 {
+			cutTimer.Reset(wait)
+		}
+		backstop = false
+		switch {
+		case a.waitFor == 0:
+			soon = nil
+		case soon == nil:
+			// A fresh generation waits for the secondary to reach its
+			// export before capture resumes: check again shortly, not
+			// a whole --poll later.
+			soon = time.After(catchUpRetry)
 		}
 		select {
 		case <-ctx.Done():
@@ -344,12 +400,39 @@ func (a *Agent) Run(ctx context.Context) error {
 				a.exports.Wait()
 				return fmt.Errorf("stopped without uploading the spool: %w", cause)
 			}
+			a.flush() // what was read is sealed before the spool drains
 			err := a.shutdown(upCtx, stopExports)
 			a.releaseLeases()
 			return err
 		case <-t.C:
+			backstop = true
+		case <-soon:
+			backstop, soon = true, nil
+		case <-a.wake.c:
+			if err := a.capture(ctx); err != nil && ctx.Err() == nil {
+				a.m.pollErrors.Inc()
+				a.log.Error("reading the WAL failed; retrying at the next poll", "err", err)
+			}
+			backstop = a.newGenWhy != "" // a gap: no need to wait for the tick
+		case <-cutTimer.C:
+		case r := <-a.sealer.results:
+			a.sealed(r)
 		}
 	}
+}
+
+// DefaultMaxDelay is Config.MaxDelay's default: at 1,000 tx/s on the
+// load generator it keeps a commit's way to the bucket under ~300 ms at
+// about 5 segments a second (docs/benchmarks.md).
+const DefaultMaxDelay = 200 * time.Millisecond
+
+// setShipped puts the tailing position at seq, with nothing pending: at
+// resume and when a generation starts.
+func (a *Agent) setShipped(seq uint64) {
+	a.lastShipped = seq
+	a.m.lastShipped.Set(float64(seq))
+	a.rewind(seq)
+	a.rewound = false
 }
 
 // shutdown stops exports and drains the spool into the replica (upCtx

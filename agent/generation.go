@@ -12,7 +12,6 @@ import (
 	"github.com/tailer-backup/tailer/secondary"
 	"github.com/tailer-backup/tailer/segment"
 	"github.com/tailer-backup/tailer/snapshot"
-	"github.com/tailer-backup/tailer/walpin"
 )
 
 // startGeneration freezes the store, writes generation.json, continues
@@ -23,6 +22,7 @@ func (a *Agent) startGeneration(ctx, expCtx context.Context) error {
 	if why == "" {
 		why = "no generation to continue"
 	}
+	a.flush() // what was read of the old generation goes into it
 	a.stopExport()
 	// The store may have been replaced or restored: WAL numbers start over.
 	if err := a.pins.Reset(); err != nil {
@@ -69,8 +69,8 @@ func (a *Agent) startGeneration(ctx, expCtx context.Context) error {
 		return fmt.Errorf("spool %s: %w", layout.MetaKey(id), err)
 	}
 	a.gen = &generation{meta: meta}
-	a.lastShipped, a.waitFor, a.newGenWhy, a.emptyPolls = frozen.Seq, frozen.Seq, "", 0
-	a.walCur = walpin.Cursor{}
+	a.waitFor, a.newGenWhy = frozen.Seq, ""
+	a.setShipped(frozen.Seq)
 	a.lastExp = now // the base export counts for --export-interval
 	a.m.generations.Inc()
 	a.m.lastShipped.Set(float64(frozen.Seq))

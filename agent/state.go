@@ -97,7 +97,7 @@ func (a *Agent) resume(ctx context.Context) error {
 		return nil
 	}
 	a.gen = &generation{meta: first.meta, hasExport: true}
-	a.lastShipped = g.LastSeq()
+	a.setShipped(g.LastSeq())
 	a.lastExp = g.Exports[len(g.Exports)-1].Modified
 	a.m.lastShipped.Set(float64(a.lastShipped))
 	a.log.Info("continuing generation", "generation", g.ID, "last_shipped_seq", a.lastShipped,

@@ -16,10 +16,14 @@ import (
 	"github.com/tailer-backup/tailer/walpin"
 )
 
-// poll is one cycle: lineage checks, catch-up, tail, and a periodic export
-// when one is due.
+// poll is the backstop cycle, every Config.Poll: lineage checks,
+// catch-up, the disk and spool guards, a read of the WAL that also
+// checks for a gap when nothing arrives, and a periodic export when one
+// is due. Batches are captured between polls too, as soon as the WAL
+// grows (capture).
 func (a *Agent) poll(ctx, expCtx context.Context) error {
 	if low, err := a.checkDisk(ctx); err != nil || low {
+		a.rewind(a.queued) // what was read is read again once there is room
 		return err
 	}
 	if a.gen != nil && a.newGenWhy == "" {
@@ -64,17 +68,18 @@ func (a *Agent) poll(ctx, expCtx context.Context) error {
 			}
 			a.waitFor = 0
 		}
-		if latest < a.lastShipped {
-			a.newGenWhy = fmt.Sprintf("sequence number went backwards (store at %d, shipped up to %d): the store was restored or replaced", latest, a.lastShipped)
+		if read := a.cont.want - 1; latest < read {
+			a.newGenWhy = fmt.Sprintf("sequence number went backwards (store at %d, read up to %d): the store was restored or replaced", latest, read)
 			return nil
 		}
 	}
 	// The WAL files are read every poll, whatever the (possibly stale)
 	// secondary says: they are ahead of it.
 	if full, err := a.spoolIsFull(); err != nil || full {
+		a.rewind(a.queued) // nothing more is sealed until uploads free room
 		return err
 	}
-	if err := a.tail(ctx, latest); err != nil {
+	if err := a.tail(ctx, latest, true); err != nil {
 		return err
 	}
 	a.releasePins()
@@ -101,6 +106,7 @@ func (a *Agent) checkLineage() error {
 // only then closes the old one, so a store that is missing for a moment
 // (being swapped) leaves the agent with a usable instance to retry with.
 func (a *Agent) reopenSecondary() error {
+	a.flush() // the sealer reads the secondary (blob owners): not while it is replaced
 	sec, err := secondary.Open(a.cfg.DB, a.cfg.Scratch)
 	if err != nil {
 		return fmt.Errorf("reopen the secondary: %w", err)
@@ -110,27 +116,40 @@ func (a *Agent) reopenSecondary() error {
 	return nil
 }
 
-// gapError reports that the WAL no longer holds the batch wanted.
-type gapError struct{ want, got uint64 }
-
-func (e gapError) Error() string {
-	if e.got == 0 {
-		return fmt.Sprintf("WAL gap: wanted the batch at sequence %d, the WAL holds no batch at or after it (the primary flushed and deleted it)", e.want)
-	}
-	return fmt.Sprintf("WAL gap: wanted the batch at sequence %d, the oldest WAL batch available starts at %d (the primary deleted the WAL file in between)", e.want, e.got)
-}
-
 // catchUpEvery is how often the secondary catches up with the primary
 // while batches are read from the pinned WAL.
 const catchUpEvery = 10 * time.Second
 
-// emptyPollsForGap is how many consecutive polls must find no WAL batch
-// although the store moved on before that counts as a gap.
-const emptyPollsForGap = 3
+// catchUpRetry is how soon a fresh generation checks again whether the
+// secondary reached its export (capture waits for that).
+const catchUpRetry = 50 * time.Millisecond
 
 var errNewFamily = errors.New("a batch writes a column family the secondary does not know")
 
-// tail reads the batches after lastShipped and seals them into segments.
+// errRewound stops a read whose position was rewound under it (a seal
+// failed while the read waited for a sealing slot).
+var errRewound = errors.New("reading position rewound")
+
+// walCursorZero makes the next read find the WAL file by sequence number.
+var walCursorZero = walpin.Cursor{}
+
+// capture reads what the WAL gained since the last read, on a wake-up
+// (walwake.go), when tailing is in its steady state; anything else
+// (a generation to start, the secondary to reach an export, a full spool
+// or disk) waits for the backstop poll.
+func (a *Agent) capture(ctx context.Context) error {
+	if a.gen == nil || a.newGenWhy != "" || a.waitFor > 0 || a.spoolFull || a.diskLow.Load() {
+		return nil
+	}
+	return a.tail(ctx, 0, false)
+}
+
+// tail reads the batches after the last one read and adds them to the
+// pending segment, handing it to the sealer whenever it reaches
+// MaxSegmentBytes (the sealing rule, sealrule.go, decides the rest).
+// backstop says whether this is the periodic poll, the only read that
+// counts an empty result towards a gap (latest is the store's newest
+// sequence number then).
 //
 // Batches are read from the pinned copies of the primary's WAL files (or,
 // when pinning is off, from the primary's files in place) with tailer's
@@ -140,80 +159,64 @@ var errNewFamily = errors.New("a batch writes a column family the secondary does
 // which Debian's RocksDB 9.10 (built with assertions) answers with an
 // abort under sustained load (transaction_log_impl.cc:278, seen in the
 // 10-minute soak), and it cannot see WAL files the primary deleted.
-func (a *Agent) tail(ctx context.Context, latest uint64) error {
+func (a *Agent) tail(ctx context.Context, latest uint64, backstop bool) error {
 	families := a.sec.Families()
 	known := make(map[uint32]bool, len(families))
 	for _, f := range families {
 		known[f.ID] = true
 	}
-	var pending []segment.Batch
-	size, seen := 0, 0
-	want := a.lastShipped + 1
-	// take appends one batch, in order, or reports why it cannot.
-	take := func(seq uint64, data []byte) error {
-		h, err := wbatch.ReadHeader(data)
-		if err != nil {
-			return fmt.Errorf("WAL batch at seq %d: %w", seq, err)
-		}
-		if h.Count == 0 {
-			return nil // consumes no sequence number, changes nothing
-		}
-		last := h.LastSeq()
-		switch {
-		case last < want:
-			return nil // already shipped
-		case h.Seq > want:
-			return gapError{want: want, got: h.Seq}
-		case h.Seq < want:
-			return fmt.Errorf("WAL batch %d..%d straddles the last shipped sequence %d", h.Seq, last, want-1)
-		}
-		if err := checkFamilies(data, known); err != nil {
-			return err
-		}
-		pending = append(pending, segment.Batch{Seq: h.Seq, CaptureUnixMs: a.cfg.Now().UnixMilli(), Data: data})
-		size += len(data)
-		want = last + 1
-		if size >= a.cfg.MaxSegmentBytes {
-			if err := a.seal(ctx, pending, families); err != nil {
-				return err
-			}
-			pending, size = nil, 0
-		}
-		return nil
-	}
+	seen := 0
+	a.rewound = false
 	// Every complete record: the WAL files are ahead of the secondary.
-	var err error
-	a.walCur, err = a.pins.Next(ctx, a.walCur, want, math.MaxUint64, func(seq uint64, data []byte) error {
+	cur, err := a.pins.Next(ctx, a.walCur, a.cont.want, math.MaxUint64, func(seq uint64, data []byte) error {
 		if err := ctx.Err(); err != nil {
 			return err // shutting down: a long backlog is not read to its end first
 		}
 		seen++
 		a.m.pinnedBatches.Inc()
-		return take(seq, data)
+		h, err := wbatch.ReadHeader(data)
+		if err != nil {
+			return fmt.Errorf("WAL batch at seq %d: %w", seq, err)
+		}
+		want := a.cont.want
+		switch a.cont.batch(h) {
+		case skip:
+			return nil
+		case gap:
+			return gapError{want: want, got: h.Seq}
+		case straddle:
+			return straddleError{first: h.Seq, last: h.LastSeq(), read: want - 1}
+		}
+		if err := checkFamilies(data, known); err != nil {
+			a.cont.want = want // not taken
+			return err
+		}
+		a.pend.add(segment.Batch{Seq: h.Seq, CaptureUnixMs: a.cfg.Now().UnixMilli(), Data: data}, a.cfg.Now(), a.gen, families)
+		if a.pend.bytes >= a.cfg.MaxSegmentBytes && !a.cut() {
+			return errRewound
+		}
+		return nil
 	})
-	if errors.Is(err, walpin.ErrNotPinned) {
-		err = gapError{want: want}
+	switch {
+	case a.rewound || errors.Is(err, errRewound):
+		return nil // reading starts again after the last sealed batch
+	case errors.Is(err, walpin.ErrNotPinned):
+		err = gapError{want: a.cont.want}
 	}
 	if err != nil {
-		a.walCur = walpin.Cursor{} // re-find by sequence number next time
+		a.walCur = walCursorZero // re-find by sequence number next time
+	} else {
+		a.walCur = cur
 	}
-	switch {
-	case err != nil:
-	case seen == 0 && want <= latest:
-		// The store is ahead of what was shipped but no WAL file holds a
+	a.wake.at(a.walCur.File, a.walCur.Offset)
+	if seen > 0 {
+		a.cont.emptyPolls = 0
+	}
+	if err == nil && backstop && a.cont.poll(seen, latest) {
+		// The store is ahead of what was read but no WAL file holds a
 		// batch at or after it: the primary deleted it (or is switching
 		// files, for a moment, hence several polls).
-		if a.emptyPolls++; a.emptyPolls >= emptyPollsForGap {
-			err = gapError{want: want}
-		}
-	default:
-		a.emptyPolls = 0
-	}
-	if len(pending) > 0 {
-		if serr := a.seal(ctx, pending, families); serr != nil {
-			a.walCur = walpin.Cursor{} // the cursor is past batches that were not sealed
-			return serr
-		}
+		err = gapError{want: a.cont.want}
 	}
 	var gap gapError
 	switch {
@@ -240,12 +243,13 @@ func checkFamilies(data []byte, known map[uint32]bool) error {
 	})
 }
 
-// seal writes batches into one segment in the spool and queues it.
-func (a *Agent) seal(ctx context.Context, batches []segment.Batch, families []segment.Family) error {
-	first := batches[0].Seq
-	lastH, _ := wbatch.ReadHeader(batches[len(batches)-1].Data)
-	last := lastH.LastSeq()
-	key := layout.SegmentKey(a.gen.meta.ID, first, last)
+// sealSegment writes a job's batches into one segment in the spool and
+// queues it. It runs on the sealer's goroutine (sealer.go), so it reads
+// nothing of the tailing state but the job.
+func (a *Agent) sealSegment(ctx context.Context, j sealJob) error {
+	batches, families := j.batches, j.families
+	first, last := batches[0].Seq, j.last
+	key := layout.SegmentKey(j.gen.meta.ID, first, last)
 	if a.blobs != nil {
 		// Until the segment is queued, no round of blob deletion opens
 		// (blobgc.go): it counts the segment as a reference.
@@ -261,7 +265,7 @@ func (a *Agent) seal(ctx context.Context, batches []segment.Batch, families []se
 		}
 	}
 	hdr := segment.Header{
-		Kind: segment.KindSegment, Generation: a.gen.meta.ID, DBIdentity: a.gen.meta.DBIdentity,
+		Kind: segment.KindSegment, Generation: j.gen.meta.ID, DBIdentity: j.gen.meta.DBIdentity,
 		FirstSeq: first, LastSeq: last, Created: a.cfg.Now().UTC(), Families: families,
 		Compression: segment.CompressionZstd,
 	}
@@ -289,8 +293,6 @@ func (a *Agent) seal(ctx context.Context, batches []segment.Batch, families []se
 	for _, b := range batches {
 		raw += len(b.Data)
 	}
-	a.lastShipped = last
-	a.m.lastShipped.Set(float64(last))
 	a.m.segments.Inc()
 	a.m.batches.Add(float64(len(batches)))
 	a.m.batchBytes.Add(float64(raw))

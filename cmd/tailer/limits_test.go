@@ -25,6 +25,9 @@ func TestLimits(t *testing.T) {
 	rows := []row{
 		{"run", "poll", "0s", "must be > 0 (e.g. 1s)"},
 		{"run", "poll", "-1s", "must be > 0"},
+		{"run", "max-delay", "0s", "must be > 0 (e.g. 200ms)"},
+		{"run", "max-delay", "-1s", "must be > 0"},
+		{"run", "min-put-interval", "-1s", "must be >= 0 (e.g. 1s; 0 is no bound beyond --max-delay)"},
 		{"run", "export-interval", "-1h0m0s", "must be >= 0 (e.g. 24h; 0 disables periodic exports)"},
 		{"run", "shutdown-timeout", "0s", "must be > 0 (e.g. 30s)"},
 		{"run", "shutdown-timeout", "-5s", "must be > 0"},

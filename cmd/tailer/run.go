@@ -35,8 +35,10 @@ func newRunCmd(g *globals) *cobra.Command {
 		Use:   "run --db DIR --replica URL",
 		Short: "Tail a live store and ship it to a replica, forever (the sidecar)",
 		Long: `run opens the store as a RocksDB secondary (no lock, nothing written in its
-directory), and every --poll catches up with the primary, seals the new WAL
-batches into a segment in the local spool and uploads it. Each generation
+directory), reads new WAL batches as soon as the WAL grows, seals them into a
+segment in the local spool when the oldest is --max-delay old (not more often
+than --min-put-interval, at once at 64 MiB) and uploads it; every --poll it
+catches up with the primary and checks lineage, free space and gaps. Each generation
 starts with a full export taken from a hard-linked snapshot of the store;
 a new generation starts on the first run, after a WAL gap (tailer was down
 while the primary deleted the WAL it needed), or when the store is replaced.
@@ -120,7 +122,7 @@ Metrics (Prometheus), /healthz and /readyz are served on --listen.`,
 				}
 				defer srv.Shutdown(context.Background())
 			}
-			log.Info("tailer running", "db", cfg.DB, "blobs", cfg.Blobs, "replicas", replicas, "poll", cfg.Poll, "export_interval", cfg.ExportInterval)
+			log.Info("tailer running", "db", cfg.DB, "blobs", cfg.Blobs, "replicas", replicas, "poll", cfg.Poll, "max_delay", cfg.MaxDelay, "min_put_interval", cfg.MinPutInterval, "export_interval", cfg.ExportInterval)
 			return a.Run(ctx)
 		},
 	}
@@ -132,7 +134,9 @@ Metrics (Prometheus), /healthz and /readyz are served on --listen.`,
 	f.StringVar(&cfg.Blobs, "blobs", "", "Stalwart's filesystem blob store (the directory of its \"fs\" blob store), when the mail itself is kept on disk: its files are shipped too, each before the segments and exports that reference it (found by itself when --db is an old layout's db-path holding idx/ and blobs/)")
 	f.IntVar(&depth, "blob-depth", 2, "directory levels of the blob store (Stalwart's depth setting)")
 	limit(f, "blob-depth", nonNegative("2, Stalwart's default; more than 5 counts as 5"))
-	f.DurationVar(&cfg.Poll, "poll", time.Second, "how often to catch up and seal a segment")
+	f.DurationVar(&cfg.Poll, "poll", time.Second, "backstop interval: how often to catch the secondary up, check lineage, free space and WAL gaps (batches are read as soon as the WAL grows, whatever this is)")
+	f.DurationVar(&cfg.MaxDelay, "max-delay", agent.DefaultMaxDelay, "seal a segment when its oldest batch was read this long ago: a commit reaches the spool within about this, the replica one PUT later")
+	f.DurationVar(&cfg.MinPutInterval, "min-put-interval", 0, "seal segments no more often than this (each is one PUT per replica), unless one reaches the size limit; 0: --max-delay alone bounds them, at most one a --max-delay under steady load")
 	f.DurationVar(&cfg.ExportInterval, "export-interval", 24*time.Hour, "how often to take a full export (0 disables periodic exports; a new generation always takes one)")
 	f.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "on SIGTERM, how long to keep uploading the spool before exiting")
 	f.Int64Var(&cfg.SpoolMaxBytes, "spool-max-bytes", 0, "cap on the spool; when a long bucket outage fills it, sealing pauses (nothing is dropped) until uploads free room (0: no cap)")
@@ -151,6 +155,8 @@ Metrics (Prometheus), /healthz and /readyz are served on --listen.`,
 	// Durations, sizes and counts declare their valid range (limits.go);
 	// a new one needs a limit call here and a row in TestLimits.
 	limit(f, "poll", positive("1s"))
+	limit(f, "max-delay", positive("200ms"))
+	limit(f, "min-put-interval", nonNegative("1s; 0 is no bound beyond --max-delay"))
 	limit(f, "export-interval", nonNegative("24h; 0 disables periodic exports"))
 	limit(f, "shutdown-timeout", positive("30s"))
 	limit(f, "spool-max-bytes", nonNegative("10737418240; 0 is no cap"))
