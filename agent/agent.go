@@ -30,6 +30,7 @@ import (
 	"github.com/tailer-backup/tailer/lease"
 	"github.com/tailer-backup/tailer/retention"
 	"github.com/tailer-backup/tailer/secondary"
+	"github.com/tailer-backup/tailer/segment"
 	"github.com/tailer-backup/tailer/uploader"
 	"github.com/tailer-backup/tailer/walpin"
 )
@@ -233,6 +234,9 @@ type Agent struct {
 	blobs       *blobs        // nil: no filesystem blob store
 	guardFail   bool          // the last free-space measurement failed (logged once)
 	walCur      walpin.Cursor // where the pinned WAL was read up to
+	// encoders are the sealer's idle zstd encoders, reused across
+	// segments instead of a few MB allocated per segment.
+	encoders segment.Encoders
 	// lastCatchUp is when the secondary last caught up (see catchUpEvery).
 	lastCatchUp time.Time
 	// instance identifies this tailer across restarts: the id kept in its

@@ -1,7 +1,11 @@
 package agent_test
 
 import (
+	"bytes"
+	"context"
+	"io"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -9,6 +13,8 @@ import (
 
 	"github.com/tailer-backup/tailer/agent"
 	"github.com/tailer-backup/tailer/internal/promtest"
+	"github.com/tailer-backup/tailer/segment"
+	"github.com/tailer-backup/tailer/uploader"
 )
 
 // hour is a backstop poll (or a delay) that never comes within a test:
@@ -87,4 +93,91 @@ func TestMinPutInterval(t *testing.T) {
 	if n := promtest.Value(t, reg, "tailer_segments_total"); n != 2 {
 		t.Fatalf("%v segments after shutdown, want 2", n)
 	}
+}
+
+// TestSegmentsSealedAtHotLevel: every segment tailing ships is byte for
+// byte what the segment writer gives for its batches at HotLevel, and not
+// what it gives at any other level.
+func TestSegmentsSealedAtHotLevel(t *testing.T) {
+	base, primary, w, rep := primaryAndBucket(t, 200)
+	stop := runFor(t, agent.Config{DB: primary, Scratch: filepath.Join(base, "scratch"), Replica: rep,
+		MaxDelay: 5 * time.Millisecond, Log: testLogger(t)})
+	waitShipped(t, rep, w.st.DB.GetLatestSequenceNumber()) // the base export
+	for round := 0; round < 3; round++ {
+		for i := 0; i < 20; i++ {
+			w.tx(t)
+		}
+		waitShipped(t, rep, w.st.DB.GetLatestSequenceNumber())
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	objs, err := rep.List(ctx, "generations/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	checked := 0
+	for _, o := range objs {
+		if !strings.HasSuffix(o.Key, ".tseg") {
+			continue
+		}
+		stored := readObject(t, rep, o.Key)
+		for _, l := range segment.Levels() {
+			same := bytes.Equal(rewriteAt(t, stored, l), stored)
+			if same != (l == agent.HotLevel) {
+				t.Errorf("%s: equal to a rewrite at %v: %v (sealed at %v expected)", o.Key, l, same, agent.HotLevel)
+			}
+		}
+		checked++
+	}
+	if checked == 0 {
+		t.Fatal("no segment shipped")
+	}
+}
+
+func readObject(t *testing.T, r uploader.Replica, key string) []byte {
+	t.Helper()
+	rc, err := r.Get(context.Background(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	b, err := io.ReadAll(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// rewriteAt writes obj's batches and labels again under its header at l.
+func rewriteAt(t *testing.T, obj []byte, l segment.Level) []byte {
+	t.Helper()
+	rd, err := segment.Open(bytes.NewReader(obj), int64(len(obj)), "shipped")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rd.Close()
+	var buf bytes.Buffer
+	w, err := segment.NewSegmentWriter(&buf, rd.Header(), segment.WithLevel(l))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.SetLabels(rd.Trailer().Labels)
+	for {
+		b, err := rd.NextBatch()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Append(b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
 }

@@ -133,6 +133,14 @@ var errRewound = errors.New("reading position rewound")
 // walCursorZero makes the next read find the WAL file by sequence number.
 var walCursorZero = walpin.Cursor{}
 
+// HotLevel is the zstd level of the segments tailing seals: the fastest.
+// Sealing is on the path from commit to bucket and was half of tailer's
+// CPU at full speed; the fastest level with a reused encoder compresses
+// about 3.6× faster than a fresh default one, for 7–13% more bytes
+// (docs/benchmarks.md, "Segment compression levels"), which compaction
+// wins back when it rewrites merged segments at its higher level.
+const HotLevel = segment.LevelFastest
+
 // capture reads what the WAL gained since the last read, on a wake-up
 // (walwake.go), when tailing is in its steady state; anything else
 // (a generation to start, the secondary to reach an export, a full spool
@@ -272,7 +280,7 @@ func (a *Agent) sealSegment(ctx context.Context, j sealJob) error {
 	lbl, err := a.label(batches, families)
 	if err == nil {
 		err = a.publish(key, func(f io.Writer) error {
-			w, err := segment.NewSegmentWriter(f, hdr)
+			w, err := segment.NewSegmentWriter(f, hdr, segment.WithLevel(HotLevel), segment.WithEncoders(&a.encoders))
 			if err != nil {
 				return err
 			}
