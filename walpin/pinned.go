@@ -23,7 +23,12 @@ import (
 type Pinned struct {
 	primary, dir string
 	log          *slog.Logger
-	link         func(oldname, newname string) error // os.Link; tests inject failures
+	link         func(oldname, newname string) error      // os.Link; tests inject failures
+	readDir      func(name string) ([]os.DirEntry, error) // os.ReadDir; tests count listings
+
+	// seenMtime is the primary directory's mtime before Next's last
+	// listing (Next's goroutine only; see Next).
+	seenMtime time.Time
 
 	files fileSet
 
@@ -42,7 +47,7 @@ func New(primary, dir string, log *slog.Logger) (*Pinned, error) {
 	if err := os.MkdirAll(dir, owned.DirMode); err != nil {
 		return nil, fmt.Errorf("create WAL pin dir %s: %w", dir, err)
 	}
-	p := &Pinned{primary: primary, dir: dir, log: log, link: os.Link, files: newFileSet()}
+	p := &Pinned{primary: primary, dir: dir, log: log, link: os.Link, readDir: os.ReadDir, files: newFileSet()}
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, fmt.Errorf("list WAL pin dir %s: %w", dir, err)
@@ -66,7 +71,7 @@ func (p *Pinned) Disabled() string {
 // Refresh implements Source: it links every WAL file of the primary not
 // pinned yet and returns how many it linked.
 func (p *Pinned) Refresh() (int, error) {
-	entries, err := os.ReadDir(p.primary)
+	entries, err := p.readDir(p.primary)
 	if err != nil {
 		return 0, fmt.Errorf("list WAL files of %s: %w", p.primary, err)
 	}
@@ -169,13 +174,42 @@ func (p *Pinned) Run(ctx context.Context, every time.Duration) {
 	}
 }
 
-// Next implements Source. Pins are refreshed first, so the newest WAL
-// file is always seen.
+// Next implements Source. The primary's directory is listed again (new
+// WAL files pinned, deleted ones forgotten) first when it changed since
+// Next last listed it, so the newest WAL file is always seen: when its
+// mtime moved, or is too recent to tell (directory timestamps are
+// coarse, a file created in the same tick as the last listing leaves it
+// unchanged). Event-driven capture calls Next up to a hundred times a
+// second, and listing a store of hundreds of SST and blob files each
+// time was a tenth of tailer's CPU at full load.
 func (p *Pinned) Next(ctx context.Context, cur Cursor, want, to uint64, fn func(seq uint64, data []byte) error) (Cursor, error) {
-	if _, err := p.Refresh(); err != nil {
-		return cur, err
+	if p.dirChanged() {
+		if _, err := p.Refresh(); err != nil {
+			p.seenMtime = time.Time{} // list again next time
+			return cur, err
+		}
 	}
 	return p.files.next(ctx, cur, want, to, fn)
+}
+
+// dirTimeSlack is how recent a directory mtime must be for Next to list
+// the directory anyway: more than the coarsest timestamp tick (a jiffy,
+// up to 10 ms).
+const dirTimeSlack = 50 * time.Millisecond
+
+// dirChanged reports whether the primary's directory may hold entries
+// the last listing by Next did not see.
+func (p *Pinned) dirChanged() bool {
+	fi, err := os.Stat(p.primary)
+	if err != nil {
+		return true // the listing reports it
+	}
+	m := fi.ModTime()
+	if m.Equal(p.seenMtime) && time.Since(m) > dirTimeSlack {
+		return false
+	}
+	p.seenMtime = m
+	return true
 }
 
 // Release implements Source.

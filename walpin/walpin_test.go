@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/linxGnu/grocksdb"
 )
@@ -485,4 +486,53 @@ func TestPinnedReadsInPlaceWhereLinksFail(t *testing.T) {
 			t.Fatalf("the primary's WAL %s is gone after Reset: %v", w, err)
 		}
 	}
+}
+
+// TestPinnedListsOnlyAChangedDir: Next lists the primary's directory
+// only when it may hold entries the last listing did not see (its mtime
+// moved, or is too recent to tell), and a WAL file created after that is
+// still found and read.
+func TestPinnedListsOnlyAChangedDir(t *testing.T) {
+	p := newPrimary(t, 64<<20)
+	pins, err := New(p.dir, filepath.Join(t.TempDir(), "pins"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	listings := 0
+	pins.readDir = func(name string) ([]os.DirEntry, error) { listings++; return os.ReadDir(name) }
+	var got []truth
+	var cur Cursor
+	read := func() {
+		var err error
+		cur, err = pins.Next(context.Background(), cur, uint64(len(got)+1), math.MaxUint64, collect(&got))
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	age := func() { // as if the last change were long ago
+		old := time.Now().Add(-time.Hour)
+		if err := os.Chtimes(p.dir, old, old); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p.write(2, 100)
+	age()
+	read()
+	if listings != 1 {
+		t.Fatalf("first Next listed the directory %d times, want 1", listings)
+	}
+	for i := 0; i < 20; i++ {
+		p.write(1, 100) // appends to the WAL file: the directory is unchanged
+		read()
+	}
+	if listings != 1 {
+		t.Errorf("Next listed an unchanged directory: %d listings after 21 reads, want 1", listings)
+	}
+	p.flush() // a new WAL file (and an SST): the directory changed
+	p.write(3, 100)
+	read()
+	if listings != 2 {
+		t.Errorf("%d listings after the directory changed, want 2", listings)
+	}
+	sameAs(t, got, p.truth)
 }
