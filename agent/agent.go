@@ -370,6 +370,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	a.wake = startWalWake(ctx, a.cfg.DB, a.log)
 	defer a.wake.stop()
+	// A WAL file pinned by the watch wakes the reader after it is
+	// readable (the store's own watch above may come first).
+	a.pins.OnNewFile(a.wake.signal)
 	t := time.NewTicker(a.cfg.Poll)
 	defer t.Stop()
 	cutTimer := time.NewTimer(time.Hour)

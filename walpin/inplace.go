@@ -48,6 +48,10 @@ func (s *InPlace) Refresh() (int, error) {
 	return 0, nil
 }
 
+// OnNewFile implements Source: Next lists the directory itself, so
+// there is nothing to tell.
+func (s *InPlace) OnNewFile(func()) {}
+
 // Run implements Source: there is nothing to keep between reads (Next
 // lists the files itself), so it returns at once.
 func (s *InPlace) Run(context.Context, time.Duration) {}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -25,6 +26,11 @@ type Pinned struct {
 	log          *slog.Logger
 	link         func(oldname, newname string) error      // os.Link; tests inject failures
 	readDir      func(name string) ([]os.DirEntry, error) // os.ReadDir; tests count listings
+
+	// onNew is called after a new file is pinned (OnNewFile); watching
+	// is true while Run's directory watch pins new files as they appear.
+	onNew    atomic.Pointer[func()]
+	watching atomic.Bool
 
 	// seenMtime is the primary directory's mtime before Next's last
 	// listing (Next's goroutine only; see Next).
@@ -109,6 +115,7 @@ func (p *Pinned) pinOne(n uint64, name string) (bool, error) {
 		return false, nil // deleted meanwhile
 	case errors.Is(err, syscall.EXDEV) || errors.Is(err, syscall.EPERM):
 		p.files.add(n, src, false)
+		p.newFile()
 		p.mu.Lock()
 		first := p.disabledWhy == ""
 		if first {
@@ -124,7 +131,18 @@ func (p *Pinned) pinOne(n uint64, name string) (bool, error) {
 		return false, fmt.Errorf("pin WAL %s: %w", name, err)
 	}
 	p.files.add(n, dst, true)
+	p.newFile()
 	return true, nil
+}
+
+// OnNewFile implements Source: f is called on the goroutine that pinned
+// the file, after Next can read it.
+func (p *Pinned) OnNewFile(f func()) { p.onNew.Store(&f) }
+
+func (p *Pinned) newFile() {
+	if f := p.onNew.Load(); f != nil {
+		(*f)()
+	}
 }
 
 // Run pins new WAL files until ctx ends: at once when the kernel reports
@@ -153,6 +171,8 @@ func (p *Pinned) Run(ctx context.Context, every time.Duration) {
 		p.log.Warn("watching the store directory for new WAL files failed; pinning by periodic scan only", "dir", p.primary, "err", err)
 	} else {
 		defer stop()
+		p.watching.Store(true)
+		defer p.watching.Store(false)
 	}
 	t := time.NewTicker(every)
 	defer t.Stop()
@@ -174,16 +194,18 @@ func (p *Pinned) Run(ctx context.Context, every time.Duration) {
 	}
 }
 
-// Next implements Source. The primary's directory is listed again (new
-// WAL files pinned, deleted ones forgotten) first when it changed since
-// Next last listed it, so the newest WAL file is always seen: when its
-// mtime moved, or is too recent to tell (directory timestamps are
-// coarse, a file created in the same tick as the last listing leaves it
-// unchanged). Event-driven capture calls Next up to a hundred times a
-// second, and listing a store of hundreds of SST and blob files each
-// time was a tenth of tailer's CPU at full load.
+// Next implements Source. The newest WAL file is always seen: while Run's
+// directory watch pins new files as they appear (and OnNewFile tells the
+// reader), Next lists nothing; otherwise it lists the primary's
+// directory again (new WAL files pinned, deleted ones forgotten) when it
+// changed since Next last listed it: its mtime moved, or is too recent
+// to tell (directory timestamps are coarse, a file created in the same
+// tick as the last listing leaves it unchanged). Event-driven capture
+// calls Next up to a hundred times a second, and listing a store of
+// hundreds of SST and blob files each time was a tenth of tailer's CPU
+// at full load (perf).
 func (p *Pinned) Next(ctx context.Context, cur Cursor, want, to uint64, fn func(seq uint64, data []byte) error) (Cursor, error) {
-	if p.dirChanged() {
+	if !p.watching.Load() && p.dirChanged() {
 		if _, err := p.Refresh(); err != nil {
 			p.seenMtime = time.Time{} // list again next time
 			return cur, err

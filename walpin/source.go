@@ -52,6 +52,11 @@ type Source interface {
 	// from pins, "" when pinning works: the operator switched it off, or
 	// hard links into the pin directory fail.
 	Disabled() string
+	// OnNewFile registers f, called after a WAL file that Next has not
+	// seen yet became readable, so an event-driven reader learns of it
+	// at once without listing the directory on every read. InPlace never
+	// calls it: its Next lists the directory every time.
+	OnNewFile(f func())
 }
 
 // Cursor is a position in the WAL: a file and the byte offset just after

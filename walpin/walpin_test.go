@@ -8,6 +8,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -535,4 +536,66 @@ func TestPinnedListsOnlyAChangedDir(t *testing.T) {
 		t.Errorf("%d listings after the directory changed, want 2", listings)
 	}
 	sameAs(t, got, p.truth)
+}
+
+// TestPinnedWatchTellsOfNewFiles: while Run's watch pins new WAL files,
+// Next lists nothing itself, and OnNewFile's callback comes after a new
+// file is readable by Next.
+func TestPinnedWatchTellsOfNewFiles(t *testing.T) {
+	p := newPrimary(t, 64<<20)
+	pins, err := New(p.dir, filepath.Join(t.TempDir(), "pins"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var listings atomic.Int64
+	pins.readDir = func(name string) ([]os.DirEntry, error) { listings.Add(1); return os.ReadDir(name) }
+	woke := make(chan struct{}, 1)
+	pins.OnNewFile(func() {
+		select {
+		case woke <- struct{}{}:
+		default:
+		}
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); pins.Run(ctx, time.Hour) }()
+	defer func() { cancel(); <-done }()
+	for !pins.watching.Load() || listings.Load() == 0 { // the watch is up and Run's first scan done
+		time.Sleep(time.Millisecond)
+	}
+	var got []truth
+	var cur Cursor
+	read := func() {
+		var err error
+		cur, err = pins.Next(context.Background(), cur, uint64(len(got)+1), math.MaxUint64, collect(&got))
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	p.write(2, 100)
+	drain(woke)
+	before := listings.Load()
+	for i := 0; i < 10; i++ {
+		p.write(1, 100)
+		read()
+	}
+	p.flush() // a new WAL file
+	select {
+	case <-woke:
+	case <-time.After(20 * time.Second):
+		t.Fatal("no OnNewFile call after the primary started a new WAL file")
+	}
+	p.write(3, 100)
+	read()
+	if n := listings.Load() - before; n != 0 {
+		t.Errorf("Next listed the directory %d times while the watch was up", n)
+	}
+	sameAs(t, got, p.truth)
+}
+
+func drain(c chan struct{}) {
+	select {
+	case <-c:
+	default:
+	}
 }
