@@ -25,14 +25,18 @@ func ctxT(t *testing.T) context.Context {
 	return ctx
 }
 
-func put(t *testing.T, r uploader.Replica, key string, data []byte) {
+// Put stores data under key or fails the test. Put, Get, List, Keys,
+// WantKeys, WantNotFound and RandomBytes are exported for the tests of
+// code built on a Replica (the spool's), so they need not copy them.
+func Put(t *testing.T, r uploader.Replica, key string, data []byte) {
 	t.Helper()
 	if err := r.Put(ctxT(t), key, bytes.NewReader(data), int64(len(data))); err != nil {
 		t.Fatalf("put %s: %v", key, err)
 	}
 }
 
-func get(t *testing.T, r uploader.Replica, key string) []byte {
+// Get returns the whole object under key or fails the test.
+func Get(t *testing.T, r uploader.Replica, key string) []byte {
 	t.Helper()
 	rc, err := r.Get(ctxT(t), key)
 	if err != nil {
@@ -46,7 +50,8 @@ func get(t *testing.T, r uploader.Replica, key string) []byte {
 	return b
 }
 
-func list(t *testing.T, r uploader.Replica, prefix string) []uploader.ObjectInfo {
+// List lists prefix or fails the test.
+func List(t *testing.T, r uploader.Replica, prefix string) []uploader.ObjectInfo {
 	t.Helper()
 	objs, err := r.List(ctxT(t), prefix)
 	if err != nil {
@@ -55,7 +60,8 @@ func list(t *testing.T, r uploader.Replica, prefix string) []uploader.ObjectInfo
 	return objs
 }
 
-func keys(objs []uploader.ObjectInfo) []string {
+// Keys are the objects' keys, in order.
+func Keys(objs []uploader.ObjectInfo) []string {
 	out := make([]string, len(objs))
 	for i, o := range objs {
 		out[i] = o.Key
@@ -63,9 +69,10 @@ func keys(objs []uploader.ObjectInfo) []string {
 	return out
 }
 
-func wantKeys(t *testing.T, r uploader.Replica, prefix string, want ...string) {
+// WantKeys fails the test unless prefix lists exactly want, in order.
+func WantKeys(t *testing.T, r uploader.Replica, prefix string, want ...string) {
 	t.Helper()
-	got := keys(list(t, r, prefix))
+	got := Keys(List(t, r, prefix))
 	if want == nil {
 		want = []string{}
 	}
@@ -74,7 +81,8 @@ func wantKeys(t *testing.T, r uploader.Replica, prefix string, want ...string) {
 	}
 }
 
-func wantNotFound(t *testing.T, r uploader.Replica, key string) {
+// WantNotFound fails the test unless key is absent (uploader.ErrNotFound).
+func WantNotFound(t *testing.T, r uploader.Replica, key string) {
 	t.Helper()
 	rc, err := r.Get(ctxT(t), key)
 	if err == nil {
@@ -86,9 +94,9 @@ func wantNotFound(t *testing.T, r uploader.Replica, key string) {
 	}
 }
 
-// randomBytes is deterministic pseudo-random data that does not compress,
+// RandomBytes is deterministic pseudo-random data that does not compress,
 // so nothing along the way can shortcut it.
-func randomBytes(n int, seed uint64) []byte {
+func RandomBytes(n int, seed uint64) []byte {
 	b := make([]byte, n)
 	rand.NewChaCha8([32]byte{byte(seed), byte(seed >> 8)}).Read(b)
 	return b
@@ -97,11 +105,11 @@ func randomBytes(n int, seed uint64) []byte {
 func testPutGetRoundTrip(t *testing.T, r uploader.Replica) {
 	data := []byte("segment bytes \x00\x01\xff")
 	before := time.Now().Add(-time.Minute)
-	put(t, r, "obj", data)
-	if got := get(t, r, "obj"); !bytes.Equal(got, data) {
+	Put(t, r, "obj", data)
+	if got := Get(t, r, "obj"); !bytes.Equal(got, data) {
 		t.Fatalf("get = %q, want %q", got, data)
 	}
-	objs := list(t, r, "")
+	objs := List(t, r, "")
 	if len(objs) != 1 || objs[0].Key != "obj" || objs[0].Size != int64(len(data)) {
 		t.Fatalf("list = %+v", objs)
 	}
@@ -112,44 +120,44 @@ func testPutGetRoundTrip(t *testing.T, r uploader.Replica) {
 	if err := r.Put(ctxT(t), "unsized", strings.NewReader("abc"), -1); err != nil {
 		t.Fatalf("put with size -1: %v", err)
 	}
-	if got := get(t, r, "unsized"); string(got) != "abc" {
+	if got := Get(t, r, "unsized"); string(got) != "abc" {
 		t.Fatalf("get unsized = %q", got)
 	}
 }
 
 func testEmptyObject(t *testing.T, r uploader.Replica) {
-	put(t, r, "empty", nil)
-	if got := get(t, r, "empty"); len(got) != 0 {
+	Put(t, r, "empty", nil)
+	if got := Get(t, r, "empty"); len(got) != 0 {
 		t.Fatalf("get empty = %q", got)
 	}
-	if objs := list(t, r, "empty"); len(objs) != 1 || objs[0].Size != 0 {
+	if objs := List(t, r, "empty"); len(objs) != 1 || objs[0].Size != 0 {
 		t.Fatalf("list = %+v", objs)
 	}
 }
 
 func testOverwriteSameBytes(t *testing.T, r uploader.Replica) {
-	data := randomBytes(100_000, 1)
-	put(t, r, "seg", data)
-	put(t, r, "seg", data)
-	if got := get(t, r, "seg"); !bytes.Equal(got, data) {
+	data := RandomBytes(100_000, 1)
+	Put(t, r, "seg", data)
+	Put(t, r, "seg", data)
+	if got := Get(t, r, "seg"); !bytes.Equal(got, data) {
 		t.Fatal("content changed after overwrite with the same bytes")
 	}
-	wantKeys(t, r, "", "seg")
+	WantKeys(t, r, "", "seg")
 }
 
 func testGetMissing(t *testing.T, r uploader.Replica) {
-	wantNotFound(t, r, "nothing/here")
-	put(t, r, "dir/obj", []byte("x"))
-	wantNotFound(t, r, "dir") // a key prefix is not an object
-	wantNotFound(t, r, "dir/ob")
+	WantNotFound(t, r, "nothing/here")
+	Put(t, r, "dir/obj", []byte("x"))
+	WantNotFound(t, r, "dir") // a key prefix is not an object
+	WantNotFound(t, r, "dir/ob")
 	// Below an object, as if it were a directory.
-	wantNotFound(t, r, "dir/obj/below")
-	wantKeys(t, r, "dir/obj/below/")
-	wantKeys(t, r, "dir/obj/x")
+	WantNotFound(t, r, "dir/obj/below")
+	WantKeys(t, r, "dir/obj/below/")
+	WantKeys(t, r, "dir/obj/x")
 	if err := r.Delete(ctxT(t), "dir/obj/below"); err != nil {
 		t.Fatalf("delete below an object: %v", err)
 	}
-	wantKeys(t, r, "", "dir/obj")
+	WantKeys(t, r, "", "dir/obj")
 }
 
 func testListPrefixSorted(t *testing.T, r uploader.Replica) {
@@ -157,19 +165,19 @@ func testListPrefixSorted(t *testing.T, r uploader.Replica) {
 	// replica cannot hold both, and tailer's layout never needs it.
 	all := []string{"a-b", "a/b", "a/c/d", "a/c/e", "ab", "b", "ba/x", "a0"}
 	for _, i := range rand.Perm(len(all)) {
-		put(t, r, all[i], []byte(all[i]))
+		Put(t, r, all[i], []byte(all[i]))
 	}
 	sorted := slices.Clone(all)
 	slices.Sort(sorted)
-	wantKeys(t, r, "", sorted...)
-	wantKeys(t, r, "a/", "a/b", "a/c/d", "a/c/e")
-	wantKeys(t, r, "a", "a-b", "a/b", "a/c/d", "a/c/e", "a0", "ab")
-	wantKeys(t, r, "a/c", "a/c/d", "a/c/e")
-	wantKeys(t, r, "a/c/d", "a/c/d")
-	wantKeys(t, r, "nope/")
-	wantKeys(t, r, "a/x/y/")
-	wantKeys(t, r, "../")
-	for _, o := range list(t, r, "b") {
+	WantKeys(t, r, "", sorted...)
+	WantKeys(t, r, "a/", "a/b", "a/c/d", "a/c/e")
+	WantKeys(t, r, "a", "a-b", "a/b", "a/c/d", "a/c/e", "a0", "ab")
+	WantKeys(t, r, "a/c", "a/c/d", "a/c/e")
+	WantKeys(t, r, "a/c/d", "a/c/d")
+	WantKeys(t, r, "nope/")
+	WantKeys(t, r, "a/x/y/")
+	WantKeys(t, r, "../")
+	for _, o := range List(t, r, "b") {
 		if o.Size != int64(len(o.Key)) {
 			t.Fatalf("%s: size %d, want %d", o.Key, o.Size, len(o.Key))
 		}
@@ -202,8 +210,8 @@ func testListMoreThan1000(t *testing.T, r uploader.Replica) {
 	for err := range errs {
 		t.Fatal(err)
 	}
-	put(t, r, "other", []byte("x"))
-	objs := list(t, r, "many/")
+	Put(t, r, "other", []byte("x"))
+	objs := List(t, r, "many/")
 	if len(objs) != n {
 		t.Fatalf("list returned %d objects, want %d", len(objs), n)
 	}
@@ -212,21 +220,21 @@ func testListMoreThan1000(t *testing.T, r uploader.Replica) {
 			t.Fatalf("objs[%d] = %s, want %s", i, o.Key, want)
 		}
 	}
-	if got := len(list(t, r, "")); got != n+1 {
+	if got := len(List(t, r, "")); got != n+1 {
 		t.Fatalf("list all = %d objects, want %d", got, n+1)
 	}
-	wantKeys(t, r, "many/01", "many/01000")
+	WantKeys(t, r, "many/01", "many/01000")
 }
 
 func testDeleteIdempotent(t *testing.T, r uploader.Replica) {
-	put(t, r, "d/x", []byte("x"))
-	put(t, r, "d/y", []byte("y"))
+	Put(t, r, "d/x", []byte("x"))
+	Put(t, r, "d/y", []byte("y"))
 	ctx := ctxT(t)
 	if err := r.Delete(ctx, "d/x"); err != nil {
 		t.Fatal(err)
 	}
-	wantNotFound(t, r, "d/x")
-	wantKeys(t, r, "", "d/y")
+	WantNotFound(t, r, "d/x")
+	WantKeys(t, r, "", "d/y")
 	if err := r.Delete(ctx, "d/x"); err != nil {
 		t.Fatalf("second delete: %v", err)
 	}
@@ -241,14 +249,14 @@ type onlyReader struct{ r io.Reader }
 func (o onlyReader) Read(p []byte) (int, error) { return o.r.Read(p) }
 
 func testLargeObject(t *testing.T, r uploader.Replica) {
-	data := randomBytes(largeSize, 2)
+	data := RandomBytes(largeSize, 2)
 	want := sha256.Sum256(data)
 	check := func(key string) {
 		t.Helper()
-		if got := sha256.Sum256(get(t, r, key)); got != want {
+		if got := sha256.Sum256(Get(t, r, key)); got != want {
 			t.Fatalf("%s: content differs", key)
 		}
-		if objs := list(t, r, key); len(objs) != 1 || objs[0].Size != largeSize {
+		if objs := List(t, r, key); len(objs) != 1 || objs[0].Size != largeSize {
 			t.Fatalf("list %s = %+v", key, objs)
 		}
 	}
@@ -284,36 +292,36 @@ func testNestedKeys(t *testing.T, r uploader.Replica) {
 		"generations/20261122T213000Z-3f9a1c-not-a-child/x/y/z/w/v": "deep",
 	}
 	for k, v := range objs {
-		put(t, r, k, []byte(v))
+		Put(t, r, k, []byte(v))
 	}
 	for k, v := range objs {
-		if got := get(t, r, k); string(got) != v {
+		if got := Get(t, r, k); string(got) != v {
 			t.Fatalf("get %s = %q, want %q", k, got, v)
 		}
 	}
-	wantKeys(t, r, gen+"segments/",
+	WantKeys(t, r, gen+"segments/",
 		gen+"segments/00000000000000a1-00000000000000b0.tseg",
 		gen+"segments/00000000000000b1-00000000000000c0.tseg")
-	wantKeys(t, r, gen,
+	WantKeys(t, r, gen,
 		gen+"exports/00000000000000a0.texp",
 		gen+"generation.json",
 		gen+"segments/00000000000000a1-00000000000000b0.tseg",
 		gen+"segments/00000000000000b1-00000000000000c0.tseg")
-	if got := len(list(t, r, "generations/")); got != len(objs) {
+	if got := len(List(t, r, "generations/")); got != len(objs) {
 		t.Fatalf("list generations/ = %d objects, want %d", got, len(objs))
 	}
 }
 
 func testShortReader(t *testing.T, r uploader.Replica) {
 	for _, n := range []int{10, largeSize / 4} {
-		data := randomBytes(n, 3)
+		data := RandomBytes(n, 3)
 		err := r.Put(ctxT(t), "short", onlyReader{bytes.NewReader(data)}, int64(n+1))
 		if err == nil {
 			t.Fatalf("put of %d bytes declared as %d: no error", n, n+1)
 		}
-		wantNotFound(t, r, "short")
+		WantNotFound(t, r, "short")
 	}
-	wantKeys(t, r, "")
+	WantKeys(t, r, "")
 }
 
 func testInvalidKeys(t *testing.T, r uploader.Replica) {
@@ -338,11 +346,11 @@ func testInvalidKeys(t *testing.T, r uploader.Replica) {
 			t.Errorf("put-if %q: no error", k)
 		}
 	}
-	wantKeys(t, r, "")
+	WantKeys(t, r, "")
 }
 
 func testContextCancelled(t *testing.T, r uploader.Replica) {
-	put(t, r, "present", []byte("x"))
+	Put(t, r, "present", []byte("x"))
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	if err := r.Put(ctx, "k", strings.NewReader("x"), 1); !errors.Is(err, context.Canceled) {
@@ -360,7 +368,7 @@ func testContextCancelled(t *testing.T, r uploader.Replica) {
 	if err := r.Delete(ctx, "present"); !errors.Is(err, context.Canceled) {
 		t.Errorf("delete with cancelled ctx: %v, want context.Canceled", err)
 	}
-	wantKeys(t, r, "", "present")
+	WantKeys(t, r, "", "present")
 }
 
 // cancellingReader cancels its context after yielding after bytes.
@@ -379,20 +387,20 @@ func (c *cancellingReader) Read(p []byte) (int, error) {
 }
 
 func testCancelMidUpload(t *testing.T, r uploader.Replica) {
-	data := randomBytes(largeSize/2, 4)
+	data := RandomBytes(largeSize/2, 4)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	src := &cancellingReader{r: bytes.NewReader(data), after: 1 << 20, cancel: cancel}
 	if err := r.Put(ctx, "interrupted", onlyReader{src}, int64(len(data))); err == nil {
 		t.Fatal("put succeeded although its context was cancelled mid-upload")
 	}
-	wantNotFound(t, r, "interrupted")
-	wantKeys(t, r, "")
+	WantNotFound(t, r, "interrupted")
+	WantKeys(t, r, "")
 }
 
 func testDownload(t *testing.T, r uploader.Replica) {
-	data := randomBytes(3<<20, 5)
-	put(t, r, "dl/obj", data)
+	data := RandomBytes(3<<20, 5)
+	Put(t, r, "dl/obj", data)
 	dir := t.TempDir()
 	dst := filepath.Join(dir, "obj")
 	n, err := uploader.Download(ctxT(t), r, "dl/obj", dst)
@@ -412,7 +420,7 @@ func testDownload(t *testing.T, r uploader.Replica) {
 
 func testListAfter(t *testing.T, r uploader.Replica) {
 	for _, k := range []string{"s/0001-0002", "s/0003-0009", "s/000a-000b", "t/1", "r/9"} {
-		put(t, r, k, []byte(k))
+		Put(t, r, k, []byte(k))
 	}
 	for _, c := range []struct {
 		prefix, after string
@@ -432,7 +440,7 @@ func testListAfter(t *testing.T, r uploader.Replica) {
 		if err != nil {
 			t.Fatalf("list %q after %q: %v", c.prefix, c.after, err)
 		}
-		if got := keys(objs); !slices.Equal(got, c.want) {
+		if got := Keys(objs); !slices.Equal(got, c.want) {
 			t.Fatalf("list %q after %q = %q, want %q", c.prefix, c.after, got, c.want)
 		}
 		for _, o := range objs {

@@ -14,9 +14,9 @@ import (
 // testReadRange: exact bytes at any offset, one-byte and whole-object
 // ranges, zero length, and every way a range can be wrong.
 func testReadRange(t *testing.T, r uploader.Replica) {
-	data := randomBytes(100_000, 7)
-	put(t, r, "a/obj", data)
-	put(t, r, "a/empty", nil)
+	data := RandomBytes(100_000, 7)
+	Put(t, r, "a/obj", data)
+	Put(t, r, "a/empty", nil)
 	size := int64(len(data))
 	for _, c := range []struct{ off, n int64 }{
 		{0, 1}, {0, 10}, {5, 3}, {size - 10, 10}, {size - 1, 1}, {0, size}, {65_530, 20}, {12_345, 54_321},
@@ -70,8 +70,8 @@ func testReadRange(t *testing.T, r uploader.Replica) {
 // testReadRangeLarge reads across part (and, encrypted, chunk) boundaries
 // of an object uploaded in several parts.
 func testReadRangeLarge(t *testing.T, r uploader.Replica) {
-	data := randomBytes(largeSize, 8)
-	put(t, r, "big", data)
+	data := RandomBytes(largeSize, 8)
+	Put(t, r, "big", data)
 	for _, c := range []struct{ off, n int64 }{{0, 8}, {largeSize - 8, 8}, {16<<20 - 3, 6}, {5 << 20, 3 << 20}} {
 		got, err := r.ReadRange(ctxT(t), "big", c.off, c.n)
 		if err != nil || !bytes.Equal(got, data[c.off:c.off+c.n]) {
@@ -106,10 +106,10 @@ func testCreateIfAbsent(t *testing.T, r uploader.Replica) {
 	if string(b) != "first" || v != v1 {
 		t.Fatalf("after a lost create: %q version %q, want %q version %q", b, v, "first", v1)
 	}
-	if got := get(t, r, "lease.json"); string(got) != "first" {
+	if got := Get(t, r, "lease.json"); string(got) != "first" {
 		t.Fatalf("Get after PutIf = %q", got)
 	}
-	wantKeys(t, r, "", "lease.json")
+	WantKeys(t, r, "", "lease.json")
 }
 
 // testReplaceIfUnchanged: a replace with the current version wins and
@@ -145,7 +145,7 @@ func testReplaceIfUnchanged(t *testing.T, r uploader.Replica) {
 	if _, err := r.PutIf(ctxT(t), "l/lease.json", []byte("gone"), v3); !errors.Is(err, uploader.ErrPreconditionFailed) {
 		t.Fatalf("replace of a deleted object: %v, want ErrPreconditionFailed", err)
 	}
-	wantNotFound(t, r, "l/lease.json")
+	WantNotFound(t, r, "l/lease.json")
 }
 
 // testConcurrentConditional: writers racing with the same expected
@@ -202,7 +202,7 @@ func testConcurrentWriters(t *testing.T, r uploader.Replica) {
 	for i := range writers {
 		wg.Go(func() {
 			key := fmt.Sprintf("c/%02d", i)
-			data := randomBytes(64<<10+i, uint64(100+i))
+			data := RandomBytes(64<<10+i, uint64(100+i))
 			if err := r.Put(ctxT(t), key, bytes.NewReader(data), int64(len(data))); err != nil {
 				errs[i] = err
 				return
@@ -222,8 +222,8 @@ func testConcurrentWriters(t *testing.T, r uploader.Replica) {
 		}
 		want = append(want, fmt.Sprintf("c/%02d", i))
 	}
-	wantKeys(t, r, "c/", want...)
-	for i, o := range list(t, r, "c/") {
+	WantKeys(t, r, "c/", want...)
+	for i, o := range List(t, r, "c/") {
 		if o.Size != int64(64<<10+i) {
 			t.Fatalf("%s: listed size %d, want %d", o.Key, o.Size, 64<<10+i)
 		}

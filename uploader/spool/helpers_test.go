@@ -1,16 +1,13 @@
 package spool
 
-// Helpers the package's tests share (copied from package uploader's).
+// Helpers the package's tests share; the object helpers are the
+// conformance suite's.
 
 import (
-	"bytes"
 	"context"
-	"errors"
 	"io"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"slices"
 	"testing"
 	"time"
 
@@ -21,75 +18,6 @@ func ctxT(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	t.Cleanup(cancel)
 	return ctx
-}
-
-func put(t *testing.T, r uploader.Replica, key string, data []byte) {
-	t.Helper()
-	if err := r.Put(ctxT(t), key, bytes.NewReader(data), int64(len(data))); err != nil {
-		t.Fatalf("put %s: %v", key, err)
-	}
-}
-
-func get(t *testing.T, r uploader.Replica, key string) []byte {
-	t.Helper()
-	rc, err := r.Get(ctxT(t), key)
-	if err != nil {
-		t.Fatalf("get %s: %v", key, err)
-	}
-	defer rc.Close()
-	b, err := io.ReadAll(rc)
-	if err != nil {
-		t.Fatalf("read %s: %v", key, err)
-	}
-	return b
-}
-
-func list(t *testing.T, r uploader.Replica, prefix string) []uploader.ObjectInfo {
-	t.Helper()
-	objs, err := r.List(ctxT(t), prefix)
-	if err != nil {
-		t.Fatalf("list %q: %v", prefix, err)
-	}
-	return objs
-}
-
-func keys(objs []uploader.ObjectInfo) []string {
-	out := make([]string, len(objs))
-	for i, o := range objs {
-		out[i] = o.Key
-	}
-	return out
-}
-
-func wantKeys(t *testing.T, r uploader.Replica, prefix string, want ...string) {
-	t.Helper()
-	got := keys(list(t, r, prefix))
-	if want == nil {
-		want = []string{}
-	}
-	if !slices.Equal(got, want) {
-		t.Fatalf("list %q = %q, want %q", prefix, got, want)
-	}
-}
-
-func wantNotFound(t *testing.T, r uploader.Replica, key string) {
-	t.Helper()
-	rc, err := r.Get(ctxT(t), key)
-	if err == nil {
-		rc.Close()
-		t.Fatalf("get %s: found, want uploader.ErrNotFound", key)
-	}
-	if !errors.Is(err, uploader.ErrNotFound) {
-		t.Fatalf("get %s: %v, want uploader.ErrNotFound", key, err)
-	}
-}
-
-// randomBytes is deterministic pseudo-random data that does not compress,
-// so nothing along the way can shortcut it.
-func randomBytes(n int, seed uint64) []byte {
-	b := make([]byte, n)
-	rand.NewChaCha8([32]byte{byte(seed), byte(seed >> 8)}).Read(b)
-	return b
 }
 
 // onlyReader hides every method but Read, forcing the streaming path.

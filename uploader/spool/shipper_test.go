@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/tailer-backup/tailer/uploader"
+	"github.com/tailer-backup/tailer/uploader/conformance"
 	"io"
 	"log/slog"
 	"math/rand/v2"
@@ -372,7 +373,7 @@ func TestShipperToFileReplica(t *testing.T) {
 	t.Parallel()
 	s := openSpool(t, t.TempDir())
 	r := newTestFileReplica(t)
-	big := randomBytes(5<<20, 7)
+	big := conformance.RandomBytes(5<<20, 7)
 	f, err := s.Create("generations/g/exports/0000000000000010.texp")
 	if err != nil {
 		t.Fatal(err)
@@ -388,10 +389,10 @@ func TestShipperToFileReplica(t *testing.T) {
 	if err := sh.Drain(ctxT(t)); err != nil {
 		t.Fatal(err)
 	}
-	if got := get(t, r, "generations/g/exports/0000000000000010.texp"); !bytes.Equal(got, big) {
+	if got := conformance.Get(t, r, "generations/g/exports/0000000000000010.texp"); !bytes.Equal(got, big) {
 		t.Fatal("export content differs")
 	}
-	wantKeys(t, r, "generations/g/",
+	conformance.WantKeys(t, r, "generations/g/",
 		"generations/g/exports/0000000000000010.texp",
 		"generations/g/segments/0000000000000011-0000000000000012.tseg")
 	wantPending(t, s)
