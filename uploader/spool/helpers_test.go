@@ -5,7 +5,6 @@ package spool
 
 import (
 	"context"
-	"io"
 	"os"
 	"path/filepath"
 	"testing"
@@ -18,26 +17,6 @@ func ctxT(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	t.Cleanup(cancel)
 	return ctx
-}
-
-// onlyReader hides every method but Read, forcing the streaming path.
-type onlyReader struct{ r io.Reader }
-
-func (o onlyReader) Read(p []byte) (int, error) { return o.r.Read(p) }
-
-// cancellingReader cancels its context after yielding after bytes.
-type cancellingReader struct {
-	r      io.Reader
-	after  int
-	cancel context.CancelFunc
-}
-
-func (c *cancellingReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	if c.after -= n; c.after <= 0 {
-		c.cancel()
-	}
-	return n, err
 }
 
 func newTestFileReplica(t *testing.T) uploader.Replica {
