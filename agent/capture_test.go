@@ -14,7 +14,7 @@ import (
 	"github.com/tailer-backup/tailer/agent"
 	"github.com/tailer-backup/tailer/internal/promtest"
 	"github.com/tailer-backup/tailer/segment"
-	"github.com/tailer-backup/tailer/uploader"
+	"github.com/tailer-backup/tailer/uploader/conformance"
 )
 
 // hour is a backstop poll (or a delay) that never comes within a test:
@@ -122,7 +122,7 @@ func TestSegmentsSealedAtHotLevel(t *testing.T) {
 		if !strings.HasSuffix(o.Key, ".tseg") {
 			continue
 		}
-		stored := readObject(t, rep, o.Key)
+		stored := conformance.Get(t, rep, o.Key)
 		for _, l := range segment.Levels() {
 			same := bytes.Equal(rewriteAt(t, stored, l), stored)
 			if same != (l == agent.HotLevel) {
@@ -134,20 +134,6 @@ func TestSegmentsSealedAtHotLevel(t *testing.T) {
 	if checked == 0 {
 		t.Fatal("no segment shipped")
 	}
-}
-
-func readObject(t *testing.T, r uploader.Replica, key string) []byte {
-	t.Helper()
-	rc, err := r.Get(context.Background(), key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rc.Close()
-	b, err := io.ReadAll(rc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
 }
 
 // rewriteAt writes obj's batches and labels again under its header at l.

@@ -6,7 +6,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"path/filepath"
 	"slices"
@@ -19,6 +18,7 @@ import (
 	"github.com/tailer-backup/tailer/restore"
 	"github.com/tailer-backup/tailer/retention"
 	"github.com/tailer-backup/tailer/uploader"
+	"github.com/tailer-backup/tailer/uploader/conformance"
 )
 
 var day0 = time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
@@ -282,7 +282,7 @@ func TestApplyUnreadableExportHeader(t *testing.T) {
 func damageBody(t *testing.T, r uploader.Replica, key string) {
 	t.Helper()
 	ctx := context.Background()
-	b := read(t, r, key)
+	b := conformance.Get(t, r, key)
 	hdrEnd := 14 + int64(binary.LittleEndian.Uint32(b[10:14]))
 	body := int64(binary.LittleEndian.Uint64(b[len(b)-24:]))
 	b[hdrEnd+body/2] ^= 0x40
@@ -426,7 +426,7 @@ func TestApplyVerifyCache(t *testing.T) {
 	ctx := context.Background()
 	r, _, built := bucket(t)
 	newest := built[1].Exports[1]
-	original := read(t, r, newest.Key)
+	original := conformance.Get(t, r, newest.Key)
 	damageBody(t, r, newest.Key)
 	var logs bytes.Buffer
 	log := slog.New(slog.NewTextHandler(&logs, nil))
@@ -468,18 +468,4 @@ func TestApplyVerifyCache(t *testing.T) {
 	if len(rep.Unverified) != 0 || rep.Oldest.ExportSeq != newest.Seq {
 		t.Errorf("after the repair: unverified %v, oldest %+v", rep.Unverified, rep.Oldest)
 	}
-}
-
-func read(t *testing.T, r uploader.Replica, key string) []byte {
-	t.Helper()
-	rc, err := r.Get(context.Background(), key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rc.Close()
-	b, err := io.ReadAll(rc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
 }
